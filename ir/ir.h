@@ -67,6 +67,7 @@ typedef struct IrSym {
 
 typedef enum IrAttrKind {
   ATTR_INT, ATTR_FLOAT, ATTR_BOOL, ATTR_STR, ATTR_INTS, ATTR_FLOATS,
+  ATTR_STRS,
   ATTR_DTYPE, ATTR_SYM, /* a bare identifier, e.g. average = polyak */
   ATTR_CALL,            /* name {attrs}, e.g. optimizer = adamw {lr = 0.001} */
   ATTR_FUNC             /* @name of a function of the module */
@@ -82,9 +83,10 @@ struct IrAttr {
   int64_t i;        /* INT, BOOL, DTYPE */
   double f;         /* FLOAT */
   const char *s;    /* STR, SYM, CALL (callee), FUNC */
-  int n;            /* INTS/FLOATS length, CALL: number of args */
+  int n;            /* INTS/FLOATS/STRS length, CALL: number of args */
   int64_t *ints;
   double *floats;
+  const char **strs;
   IrAttr *args;     /* CALL: sorted attributes */
 };
 
@@ -265,6 +267,8 @@ void ir_attr_set_ints(IrModule *m, IrAttrs *a, const char *name, int n,
                       const int64_t *v);
 void ir_attr_set_floats(IrModule *m, IrAttrs *a, const char *name, int n,
                         const double *v);
+void ir_attr_set_strs(IrModule *m, IrAttrs *a, const char *name, int n,
+                      const char *const *v);
 void ir_attr_set(IrModule *m, IrAttrs *a, const IrAttr *attr); /* copies */
 const IrAttr *ir_attr_get(const IrAttrs *a, const char *name);
 int64_t ir_attr_int(const IrAttrs *a, const char *name, int64_t dflt);
