@@ -336,6 +336,11 @@ typedef struct IrInterpOpts {
 ** error).  Allocates outputs in arena a; outs[] receives one per return.
 ** Returns false with *err set on a run-time error (e.g. label out of
 ** range). */
+/* The scalar function of an elementwise (OPF_FUSABLE) op on doubles, as the
+** interpreter computes it; false for other ops.  Used by constant folding. */
+bool ir_interp_scalar(IrOp op, const IrAttrs *attrs, int nargs,
+                      const double *x, double *out);
+
 bool ir_interp(const IrModule *m, const IrFunc *f, const IrTensor *inputs,
                const IrTensor *globals, IrTensor *outs, const IrInterpOpts *o,
                Arena *a, const char **err);

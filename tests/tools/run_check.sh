@@ -1,7 +1,7 @@
 #!/bin/sh
 # Run the `; RUN:` (or `# RUN:`) lines of a test file, QBE/lit style.
 # Substitutions: %s the file, %nnc the compiler, %FileCheck, %root the source
-# tree.  A file split by lines `; -----` is run once per chunk (MLIR
+# tree, %not (inverts the exit status of the command after it).  A file split by lines `; -----` is run once per chunk (MLIR
 # -split-input-file); each chunk holds its own RUN lines or inherits the
 # file's first ones.
 # usage: run_check.sh NNC FILECHECK ROOT FILE
@@ -20,7 +20,7 @@ for chunk in "$tmp"/chunk*.nnir; do
   echo "$runs" | while IFS= read -r cmd; do
     [ -n "$cmd" ] || continue
     cmd=$(printf '%s' "$cmd" | sed -e "s|%nnc|$nnc|g" -e "s|%FileCheck|$fc|g" \
-          -e "s|FileCheck|$fc|g" -e "s|%root|$root|g" -e "s|%s|$chunk|g")
+          -e "s|FileCheck|$fc|g" -e "s|%root|$root|g" -e "s|%not|sh $root/tests/tools/not.sh|g" -e "s|%s|$chunk|g")
     echo "RUN: $cmd"
     if ! sh -c "set -o pipefail 2>/dev/null; $cmd"; then
       echo "FAILED: $file ($(basename "$chunk"))"
