@@ -233,6 +233,9 @@ IrGlobal *ir_global_find(const IrModule *m, const char *name);
 IrFunc *ir_func_new(IrModule *m, const char *name);
 IrFunc *ir_func_find(const IrModule *m, const char *name);
 void ir_func_remove(IrModule *m, IrFunc *f);
+/* Set the returned values of f's body and their names (interned copies). */
+void ir_func_set_rets(IrModule *m, IrFunc *f, int n, IrValue **rets,
+                      const char *const *names);
 
 IrBlock *ir_block_new(IrModule *m, IrFunc *f);
 IrValue *ir_block_add_arg(IrModule *m, IrBlock *b, IrType t, const char *name);
