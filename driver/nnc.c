@@ -1,2 +1,635 @@
-/* placeholder: replaced by the real driver */
-int main(void) { return 0; }
+/*
+** This file contains nnc's main(): the command line, running the stages
+** (frontend or .nnir reader, verifier, pass pipeline, emission) and
+** printing.  It holds no compiler logic: every decision about the program
+** is made in frontend/, ir/ and passes/.
+**
+** Exit status: 0 success; 1 errors in the input (diagnostics printed);
+** 2 usage errors (unknown flag, missing argument, bad -D, an emit kind or
+** command that is not implemented yet).
+*/
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../frontend/frontend.h"
+#include "../ir/arena.h"
+#include "../ir/diag.h"
+#include "../ir/ir.h"
+#include "../passes/pass.h"
+
+#ifndef NNC_VERSION
+#define NNC_VERSION "0.0.0"
+#endif
+#ifndef NNC_SOURCE_STD
+#define NNC_SOURCE_STD "std"
+#endif
+
+enum { EXIT_INPUT = 1, EXIT_USAGE = 2 };
+
+typedef enum Cmd { CMD_BUILD, CMD_CHECK, CMD_RUN, CMD_GRADCHECK, CMD_PASSES } Cmd;
+typedef enum Emit { EMIT_EXE, EMIT_OBJ, EMIT_ASM, EMIT_LLVM, EMIT_IR, EMIT_AST } Emit;
+typedef enum Lang { LANG_AUTO, LANG_NN, LANG_IR } Lang;
+
+static const char *const emit_names[] = {"exe", "obj", "asm", "llvm", "ir", "ast"};
+static const char *const cmd_names[] = {"build", "check", "run", "gradcheck",
+                                        "passes"};
+
+/* Everything the command line says. */
+typedef struct Opts {
+  Cmd cmd;
+  const char *input;
+  const char *output;     /* -o; NULL or "-": stdout */
+  Emit emit;
+  Lang lang;
+  Vec defines, incdirs;   /* const char * */
+  int opt_level;
+  bool verbose, print_loc, verify;
+  const char *passes;     /* NULL: the default pipeline */
+  const char *print_after;
+  const char *model, *target, *cpu;
+  int nprog_args;         /* run: arguments after "--" */
+  char **prog_args;
+} Opts;
+
+/* ------------------------------------------------------------------ help */
+
+static const char top_help[] =
+    "usage: nnc COMMAND [OPTIONS] FILE\n"
+    "\n"
+    "nnc compiles .nn neural-network programs to a typed, shape-checked tensor\n"
+    "IR (.nnir), optimises it with passes and, later, to native code.\n"
+    "\n"
+    "commands:\n"
+    "  build FILE      compile FILE (.nn or .nnir) and emit the result\n"
+    "  check FILE      parse and shape-check only; silent on success\n"
+    "  run FILE -- ARGS     build and run (not implemented yet: backend pending)\n"
+    "  gradcheck FILE  finite-difference gradient check (not implemented yet)\n"
+    "  passes          list the passes with a one-line summary\n"
+    "\n"
+    "options:\n"
+    "  --help          this text; `nnc COMMAND --help` describes a command\n"
+    "  --version       print the version\n"
+    "\n"
+    "exit status: 0 success, 1 errors in the input, 2 usage errors or a\n"
+    "feature that is not implemented yet.\n";
+
+static const char input_help[] =
+    "  -x nn|ir        input language (default: from the extension, .nn or .nnir)\n"
+    "  -D NAME=VALUE   override a `const` or bind a dimension variable (.nn)\n"
+    "  -I DIR          search DIR for imports (after the importing file's\n"
+    "                  folder; then <folder of nnc>/std, then the source tree's std)\n"
+    "  --model NAME    the model to compile (default: the trained one, else the\n"
+    "                  last model of the file) (.nn)\n"
+    "  --verify        run the IR verifier after every pass (also NNC_VERIFY=1;\n"
+    "                  on by default in Debug builds, NNC_VERIFY=0 turns it off)\n"
+    "  --help          this text\n";
+
+static const char build_help[] =
+    "usage: nnc build FILE.nn|FILE.nnir [OPTIONS]\n"
+    "\n"
+    "Compile FILE, run the pass pipeline over its IR, and emit the result.\n"
+    "\n"
+    "  -o OUT          write the output to OUT (atomically: a temporary file in\n"
+    "                  the same folder, renamed when complete); default stdout\n"
+    "  --emit=KIND     what to produce:\n"
+    "                    ir    the module as .nnir text (after the passes)\n"
+    "                    ast   the syntax tree of a .nn file (before checking)\n"
+    "                    exe, obj, asm, llvm   native code: NOT IMPLEMENTED YET\n"
+    "                          (the LLVM backend is pending); exit status 2\n"
+    "                  The default is exe, so for now pass --emit=ir.\n"
+    "  --passes=LIST   comma-separated passes to run instead of the default\n"
+    "                  pipeline (see `nnc passes`); --passes= runs none\n"
+    "  --print-after=PASS|all\n"
+    "                  print the module (parseable .nnir) after the pass, or\n"
+    "                  after every pass, to stdout, headed by\n"
+    "                  `; ---- IR after PASS ----`\n"
+    "  --print-loc     print loc(\"file\":line:col) on each IR node\n"
+    "  -O0 -O1 -O2 -O3 optimisation level (accepted; does not change the\n"
+    "                  pipeline yet)\n"
+    "  -v              print the parameter count and bytes and the function\n"
+    "                  list to stderr\n"
+    "  --target=TRIPLE, --cpu=NAME\n"
+    "                  target of native code (accepted; used by the pending\n"
+    "                  backend only)\n";
+
+static const char check_help[] =
+    "usage: nnc check FILE.nn|FILE.nnir [OPTIONS]\n"
+    "\n"
+    "Parse and shape-check FILE (a .nnir file is parsed and verified).  Prints\n"
+    "nothing and exits 0 when FILE is valid; prints diagnostics and exits 1\n"
+    "otherwise.\n"
+    "\n";
+
+static const char run_help[] =
+    "usage: nnc run FILE.nn [OPTIONS] -- ARGS...\n"
+    "\n"
+    "Build FILE to a temporary executable and run it with ARGS.\n"
+    "NOT IMPLEMENTED YET: the backend is pending.  FILE is checked, then nnc\n"
+    "exits with status 2.\n"
+    "\n";
+
+static const char gradcheck_help[] =
+    "usage: nnc gradcheck FILE.nn [OPTIONS]\n"
+    "\n"
+    "Check the model's gradients against central finite differences.\n"
+    "NOT IMPLEMENTED YET: autodiff is pending.  FILE is checked, then nnc\n"
+    "exits with status 2.\n"
+    "\n";
+
+static const char passes_help[] =
+    "usage: nnc passes\n"
+    "\n"
+    "List every pass: its name (for --passes and --print-after) and a\n"
+    "one-line summary, then the default pipeline.\n";
+
+static void print_cmd_help(Cmd c) {
+  switch (c) {
+  case CMD_BUILD: fputs(build_help, stdout); fputs(input_help, stdout); break;
+  case CMD_CHECK: fputs(check_help, stdout); fputs(input_help, stdout); break;
+  case CMD_RUN: fputs(run_help, stdout); fputs(input_help, stdout); break;
+  case CMD_GRADCHECK:
+    fputs(gradcheck_help, stdout);
+    fputs(input_help, stdout);
+    break;
+  case CMD_PASSES: fputs(passes_help, stdout); break;
+  }
+}
+
+/* ------------------------------------------------------------ arguments */
+
+static int usage_error(const Opts *o, const char *fmt, const char *arg) {
+  fputs("nnc: error: ", stderr);
+  fprintf(stderr, fmt, arg);
+  if (o) fprintf(stderr, " (see 'nnc %s --help')", cmd_names[o->cmd]);
+  fputc('\n', stderr);
+  return EXIT_USAGE;
+}
+
+static bool is_ident(const char *s, size_t n) {
+  if (n == 0 || !(s[0] == '_' || ((s[0] | 32) >= 'a' && (s[0] | 32) <= 'z')))
+    return false;
+  for (size_t i = 1; i < n; i++)
+    if (!(s[i] == '_' || (s[i] >= '0' && s[i] <= '9') ||
+          ((s[i] | 32) >= 'a' && (s[i] | 32) <= 'z')))
+      return false;
+  return true;
+}
+
+/* -D NAME=VALUE: NAME an identifier, VALUE non-empty. */
+static bool define_ok(const char *d) {
+  const char *eq = strchr(d, '=');
+  return eq && is_ident(d, (size_t)(eq - d)) && eq[1] != '\0';
+}
+
+/* The value of a flag written `-o VALUE`, `-oVALUE`, `--f=VALUE` or
+** `--f VALUE`: *i is advanced past a separate value.  NULL when missing. */
+static const char *flag_value(int argc, char **argv, int *i, const char *flag) {
+  const char *a = argv[*i];
+  size_t n = strlen(flag);
+  if (a[n] == '=' && a[1] == '-') return a + n + 1;
+  if (a[n] != '\0') return a[1] == '-' ? NULL : a + n;
+  if (*i + 1 >= argc) return NULL;
+  return argv[++*i];
+}
+
+/* Does argument a name the flag (alone, with `=`, or glued for -o/-D/-I/-x)? */
+static bool is_flag(const char *a, const char *flag) {
+  size_t n = strlen(flag);
+  if (strncmp(a, flag, n) != 0) return false;
+  if (a[n] == '\0' || a[n] == '=') return true;
+  return flag[1] != '-'; /* short flags take a glued value */
+}
+
+/* Options valid for every command that reads a file. */
+static int parse_input_opt(Arena *ar, Opts *o, int argc, char **argv, int *i,
+                           bool *used) {
+  const char *a = argv[*i], *v;
+  *used = true;
+  if (is_flag(a, "-D")) {
+    if (!(v = flag_value(argc, argv, i, "-D")))
+      return usage_error(o, "%s expects NAME=VALUE", "-D");
+    if (!define_ok(v)) {
+      fprintf(stderr, "nnc: error: -D expects NAME=VALUE, got '%s'\n", v);
+      return EXIT_USAGE;
+    }
+    vec_push(ar, &o->defines, (void *)v);
+  } else if (is_flag(a, "-I")) {
+    if (!(v = flag_value(argc, argv, i, "-I")) || !*v)
+      return usage_error(o, "%s expects a folder", "-I");
+    vec_push(ar, &o->incdirs, (void *)v);
+  } else if (is_flag(a, "-x")) {
+    if (!(v = flag_value(argc, argv, i, "-x")))
+      return usage_error(o, "%s expects nn or ir", "-x");
+    if (strcmp(v, "nn") == 0) o->lang = LANG_NN;
+    else if (strcmp(v, "ir") == 0 || strcmp(v, "nnir") == 0) o->lang = LANG_IR;
+    else return usage_error(o, "-x expects nn or ir, got '%s'", v);
+  } else if (is_flag(a, "--model")) {
+    if (!(v = flag_value(argc, argv, i, "--model")) || !*v)
+      return usage_error(o, "%s expects a model name", "--model");
+    o->model = v;
+  } else if (strcmp(a, "--verify") == 0) {
+    o->verify = true;
+  } else {
+    *used = false;
+  }
+  return 0;
+}
+
+static int parse_emit(Opts *o, const char *v) {
+  for (int k = 0; k < (int)(sizeof emit_names / sizeof *emit_names); k++)
+    if (strcmp(v, emit_names[k]) == 0) {
+      o->emit = (Emit)k;
+      return 0;
+    }
+  return usage_error(o, "--emit expects ast, ir, llvm, asm, obj or exe, got '%s'", v);
+}
+
+/* Options of `nnc build` only. */
+static int parse_build_opt(Opts *o, int argc, char **argv, int *i, bool *used) {
+  const char *a = argv[*i], *v;
+  *used = true;
+  if (is_flag(a, "-o")) {
+    if (!(v = flag_value(argc, argv, i, "-o")) || !*v)
+      return usage_error(o, "%s expects a file name", "-o");
+    o->output = v;
+  } else if (is_flag(a, "--emit")) {
+    if (!(v = flag_value(argc, argv, i, "--emit")))
+      return usage_error(o, "%s expects a kind", "--emit");
+    return parse_emit(o, v);
+  } else if (strncmp(a, "--passes=", 9) == 0) {
+    o->passes = a + 9;
+  } else if (is_flag(a, "--print-after")) {
+    if (!(v = flag_value(argc, argv, i, "--print-after")) || !*v)
+      return usage_error(o, "%s expects a pass name or 'all'", "--print-after");
+    if (strcmp(v, "all") != 0 && !pass_lookup(v))
+      return usage_error(o, "unknown pass '%s' in --print-after", v);
+    o->print_after = v;
+  } else if (strcmp(a, "--print-loc") == 0) {
+    o->print_loc = true;
+  } else if (strncmp(a, "-O", 2) == 0 && a[2] >= '0' && a[2] <= '3' && !a[3]) {
+    o->opt_level = a[2] - '0';
+  } else if (strcmp(a, "-v") == 0) {
+    o->verbose = true;
+  } else if (is_flag(a, "--target")) {
+    if (!(v = flag_value(argc, argv, i, "--target")) || !*v)
+      return usage_error(o, "%s expects a target triple", "--target");
+    o->target = v;
+  } else if (is_flag(a, "--cpu")) {
+    if (!(v = flag_value(argc, argv, i, "--cpu")) || !*v)
+      return usage_error(o, "%s expects a CPU name", "--cpu");
+    o->cpu = v;
+  } else {
+    *used = false;
+  }
+  return 0;
+}
+
+/* Parse argv[2..] of command o->cmd.  Returns 0, or an exit status; -1
+** means --help was printed. */
+static int parse_args(Arena *ar, Opts *o, int argc, char **argv) {
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i];
+    bool used = false;
+    int rc;
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      print_cmd_help(o->cmd);
+      return -1;
+    }
+    if (strcmp(a, "--") == 0) {
+      if (o->cmd != CMD_RUN) return usage_error(o, "unexpected '%s'", a);
+      o->nprog_args = argc - i - 1;
+      o->prog_args = argv + i + 1;
+      break;
+    }
+    if (a[0] != '-' || strcmp(a, "-") == 0) {
+      if (o->cmd == CMD_PASSES) return usage_error(o, "unexpected argument '%s'", a);
+      if (o->input) return usage_error(o, "more than one input file ('%s')", a);
+      o->input = a;
+      continue;
+    }
+    if (o->cmd != CMD_PASSES) {
+      if ((rc = parse_input_opt(ar, o, argc, argv, &i, &used)) || used) {
+        if (rc) return rc;
+        continue;
+      }
+    }
+    if (o->cmd == CMD_BUILD) {
+      if ((rc = parse_build_opt(o, argc, argv, &i, &used)) || used) {
+        if (rc) return rc;
+        continue;
+      }
+    }
+    return usage_error(o, "unknown option '%s'", a);
+  }
+  if (o->cmd != CMD_PASSES && !o->input)
+    return usage_error(o, "no input file%s", "");
+  return 0;
+}
+
+/* ------------------------------------------------------------ file I/O */
+
+/* Read the whole of path into the arena (NUL-terminated).  Prints the
+** error and returns NULL when it cannot. */
+static char *read_file(Arena *ar, const char *path, size_t *len) {
+  FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "nnc: error: cannot open '%s': %s\n", path, strerror(errno));
+    return NULL;
+  }
+  size_t cap = 1 << 16, n = 0;
+  char *buf = arena_alloc(ar, cap + 1, 1);
+  for (;;) {
+    size_t got = fread(buf + n, 1, cap - n, f);
+    n += got;
+    if (got == 0) break;
+    if (n == cap) {
+      char *nb = arena_alloc(ar, 2 * cap + 1, 1);
+      memcpy(nb, buf, n);
+      buf = nb, cap *= 2;
+    }
+  }
+  bool bad = ferror(f);
+  int err = errno;
+  if (f != stdin) fclose(f);
+  if (bad) {
+    fprintf(stderr, "nnc: error: cannot read '%s': %s\n", path, strerror(err));
+    return NULL;
+  }
+  buf[n] = '\0';
+  *len = n;
+  return buf;
+}
+
+/* An output file written atomically: a temporary file next to the target,
+** renamed over it by out_commit, removed by out_abort. */
+typedef struct OutFile {
+  FILE *f;
+  const char *path, *tmp; /* tmp NULL: stdout */
+} OutFile;
+
+static bool out_open(Arena *ar, OutFile *o, const char *path) {
+  o->path = path;
+  o->tmp = NULL;
+  if (!path || strcmp(path, "-") == 0) {
+    o->f = stdout;
+    return true;
+  }
+  const char *slash = strrchr(path, '/');
+  char *tmp = slash ? arena_printf(ar, "%.*s/.%s.XXXXXX", (int)(slash - path),
+                                   path, slash + 1)
+                    : arena_printf(ar, ".%s.XXXXXX", path);
+  int fd = mkstemp(tmp);
+  if (fd < 0 || !(o->f = fdopen(fd, "w"))) {
+    fprintf(stderr, "nnc: error: cannot write '%s': %s\n", path, strerror(errno));
+    if (fd >= 0) close(fd), unlink(tmp);
+    return false;
+  }
+  o->tmp = tmp;
+  return true;
+}
+
+static void out_abort(OutFile *o) {
+  if (!o->tmp) return;
+  fclose(o->f);
+  unlink(o->tmp);
+  o->tmp = NULL;
+}
+
+static bool out_commit(OutFile *o) {
+  if (!o->tmp) {
+    fflush(stdout);
+    return !ferror(stdout);
+  }
+  bool ok = fflush(o->f) == 0 && !ferror(o->f);
+  /* mkstemp makes the file 0600; give it the usual permissions. */
+  mode_t mask = umask(0);
+  umask(mask);
+  fchmod(fileno(o->f), 0666 & ~mask);
+  ok &= fclose(o->f) == 0;
+  if (ok && rename(o->tmp, o->path) == 0) return true;
+  fprintf(stderr, "nnc: error: cannot write '%s': %s\n", o->path, strerror(errno));
+  unlink(o->tmp);
+  return false;
+}
+
+/* ---------------------------------------------------------------- stages */
+
+static Lang input_lang(const Opts *o) {
+  if (o->lang != LANG_AUTO) return o->lang;
+  size_t n = strlen(o->input);
+  if (n >= 5 && strcmp(o->input + n - 5, ".nnir") == 0) return LANG_IR;
+  if (n >= 3 && strcmp(o->input + n - 3, ".nn") == 0) return LANG_NN;
+  return LANG_AUTO;
+}
+
+/* The folder holding the running binary, or NULL. */
+static const char *exe_dir(Arena *ar) {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return NULL;
+  buf[n] = '\0';
+  char *slash = strrchr(buf, '/');
+  if (!slash) return NULL;
+  *slash = '\0';
+  return arena_strdup(ar, buf);
+}
+
+/* Read and verify a .nnir file.  NULL after printing the error. */
+static IrModule *load_ir(Arena *ar, const Opts *o) {
+  size_t len;
+  char *text = read_file(ar, o->input, &len);
+  if (!text) return NULL;
+  const char *err = NULL;
+  IrModule *m = ir_parse(o->input, text, len, ar, &err);
+  if (!m) {
+    const char *e = err ? err : "error: cannot parse";
+    fputs(e, stderr);
+    if (!*e || e[strlen(e) - 1] != '\n') fputc('\n', stderr);
+    return NULL;
+  }
+  if (!ir_verify(m, NULL)) {
+    fprintf(stderr, "nnc: error: %s: invalid IR\n", o->input);
+    ir_verify(m, stderr);
+    ir_module_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+/* Compile a .nn file with the frontend.  ast_out: the --emit=ast stream. */
+static IrModule *load_nn(Arena *ar, Diag *d, const Opts *o, FILE *ast_out) {
+  FILE *probe = fopen(o->input, "rb");
+  if (!probe) {
+    fprintf(stderr, "nnc: error: cannot open '%s': %s\n", o->input, strerror(errno));
+    return NULL;
+  }
+  fclose(probe);
+  Vec inc = {0};
+  for (int i = 0; i < o->incdirs.len; i++) vec_push(ar, &inc, o->incdirs.data[i]);
+  const char *dir = exe_dir(ar);
+  if (dir) vec_push(ar, &inc, arena_printf(ar, "%s/std", dir));
+  vec_push(ar, &inc, (void *)NNC_SOURCE_STD);
+  FrontendOpts fo = {
+      .incdirs = (const char **)inc.data, .nincdirs = inc.len,
+      .defines = (const char **)o->defines.data, .ndefines = o->defines.len,
+      .model = o->model, .ast_out = ast_out};
+  IrModule *m = frontend_compile(d, o->input, &fo);
+  if (m && d->nerrors > 0) {
+    ir_module_free(m);
+    m = NULL;
+  }
+  return m;
+}
+
+/* Read the input as .nn or .nnir.  NULL after errors were printed. */
+static IrModule *load(Arena *ar, Diag *d, const Opts *o, FILE *ast_out) {
+  if (input_lang(o) == LANG_IR) {
+    if (o->defines.len || o->model)
+      fprintf(stderr, "nnc: warning: -D and --model have no effect on .nnir input\n");
+    return load_ir(ar, o);
+  }
+  return load_nn(ar, d, o, ast_out);
+}
+
+static bool verify_wanted(const Opts *o) {
+  const char *env = getenv("NNC_VERIFY");
+  if (o->verify) return true;
+  if (env && *env) return strcmp(env, "0") != 0;
+#ifdef NDEBUG
+  return false;
+#else
+  return true;
+#endif
+}
+
+/* -v: the size of the globals and the list of functions, to stderr. */
+static void print_summary(const IrModule *m) {
+  int64_t nparam = 0, nstate = 0, elems = 0, bytes = 0;
+  for (const IrGlobal *g = m->globals; g; g = g->next) {
+    int64_t n = ir_type_numel(&g->type);
+    if (g->kind == IRG_PARAM) nparam++;
+    else nstate++;
+    elems += n;
+    bytes += n * ir_dtype_size(g->type.dtype);
+  }
+  fprintf(stderr, "module @%s\n", m->name ? m->name : "?");
+  fprintf(stderr, "  globals: %lld params + %lld states, %lld values, %lld bytes (%.2f MiB)\n",
+          (long long)nparam, (long long)nstate, (long long)elems,
+          (long long)bytes, (double)bytes / (1024.0 * 1024.0));
+  for (const IrFunc *f = m->funcs; f; f = f->next)
+    fprintf(stderr, "  func @%s: %d arguments, %d results\n", f->name,
+            f->body->nargs, f->body->nrets);
+}
+
+static int pending(const char *what) {
+  fprintf(stderr, "nnc: error: %s is not implemented yet (backend pending)\n", what);
+  return EXIT_USAGE;
+}
+
+/* nnc build / check / run / gradcheck on a loaded module. */
+static int compile(Arena *ar, const Opts *o) {
+  Lang lang = input_lang(o);
+  if (lang == LANG_AUTO) {
+    fprintf(stderr, "nnc: error: cannot tell the language of '%s' "
+                    "(name it .nn or .nnir, or use -x nn|ir)\n", o->input);
+    return EXIT_USAGE;
+  }
+  if (o->cmd == CMD_BUILD && o->emit == EMIT_AST && lang != LANG_NN) {
+    fprintf(stderr, "nnc: error: --emit=ast needs a .nn input\n");
+    return EXIT_USAGE;
+  }
+  Diag *d = diag_new(stderr);
+  OutFile out = {0};
+  bool ast = o->cmd == CMD_BUILD && o->emit == EMIT_AST;
+  if (ast && !out_open(ar, &out, o->output)) {
+    diag_free(d);
+    return EXIT_INPUT;
+  }
+  IrModule *m = load(ar, d, o, ast ? out.f : NULL);
+  int rc = 0;
+  if (!m) {
+    rc = EXIT_INPUT;
+  } else if (ast) {
+    rc = out_commit(&out) ? 0 : EXIT_INPUT;
+    ast = false;
+  } else if (o->cmd == CMD_RUN) {
+    rc = pending("'nnc run'");
+  } else if (o->cmd == CMD_GRADCHECK) {
+    fprintf(stderr, "nnc: error: 'nnc gradcheck' is not implemented yet (autodiff pending)\n");
+    rc = EXIT_USAGE;
+  } else if (o->cmd == CMD_BUILD) {
+    Arena *scratch = arena_new();
+    PassOpts po = {.print_after = o->print_after, .verify = verify_wanted(o),
+                   .print_locs = o->print_loc, .dump = stdout};
+    PassCtx cx = {.scratch = scratch, .diag = d, .opt = &po};
+    const char *list = o->passes ? o->passes : pass_default_pipeline;
+    if (!pass_run_pipeline(m, list, &cx)) rc = EXIT_INPUT;
+    arena_free(scratch);
+    if (rc == 0 && o->verbose) print_summary(m);
+    if (rc == 0 && o->emit != EMIT_IR) {
+      char *what = arena_printf(ar, "--emit=%s", emit_names[o->emit]);
+      rc = pending(what);
+    } else if (rc == 0) {
+      IrPrintOpts pr = {.locs = o->print_loc};
+      if (!out_open(ar, &out, o->output)) {
+        rc = EXIT_INPUT;
+      } else {
+        ir_print_module(out.f, m, &pr);
+        rc = out_commit(&out) ? 0 : EXIT_INPUT;
+      }
+    }
+  }
+  if (ast) out_abort(&out);
+  if (m) ir_module_free(m);
+  diag_free(d);
+  return rc;
+}
+
+static int list_passes(void) {
+  int w = 0;
+  for (int i = 0; i < pass_count; i++) {
+    int n = (int)strlen(pass_table[i].name);
+    if (n > w) w = n;
+  }
+  for (int i = 0; i < pass_count; i++)
+    printf("  %-*s  %s\n", w, pass_table[i].name, pass_table[i].summary);
+  printf("default pipeline: %s\n", pass_default_pipeline);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !argv[1]) {
+    fputs(top_help, stderr);
+    return EXIT_USAGE;
+  }
+  const char *c = argv[1];
+  if (strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0 || strcmp(c, "help") == 0) {
+    fputs(top_help, stdout);
+    return 0;
+  }
+  if (strcmp(c, "--version") == 0) {
+    printf("nnc %s\n", NNC_VERSION);
+    return 0;
+  }
+  Opts o = {0};
+  int k = 0;
+  while (k < (int)(sizeof cmd_names / sizeof *cmd_names) && strcmp(c, cmd_names[k]))
+    k++;
+  if (k == (int)(sizeof cmd_names / sizeof *cmd_names)) {
+    if (c[0] == '-')
+      return usage_error(NULL, "unknown option '%s' (see 'nnc --help')", c);
+    return usage_error(NULL, "unknown command '%s' (see 'nnc --help')", c);
+  }
+  o.cmd = (Cmd)k;
+  Arena *ar = arena_new();
+  int rc = parse_args(ar, &o, argc, argv);
+  if (rc == -1) rc = 0;
+  else if (rc == 0) rc = o.cmd == CMD_PASSES ? list_passes() : compile(ar, &o);
+  arena_free(ar);
+  return rc;
+}
