@@ -155,14 +155,15 @@ static AstNode *metric(Parser *p, SrcLoc loc, AstNode *e) {
 %token <num> NUMBER "number"
 %token <str> STRING "string"
 %token NEWLINE "end of line"
-%token IMPORT "import" CONST "const" FN "fn" LAYER "layer" MODEL "model"
-%token TRAIN "train" PARAM "param" STATE "state" INPUT "input"
-%token OUTPUT "output" LOSS "loss" METRIC "metric" LET "let"
-%token RETURN "return" EMIT "emit" FOR "for" IN "in" IF "if" ELSE "else"
-%token SCAN "scan" ALONG "along" AS "as" REVERSE "reverse" TRUE "true"
-%token FALSE "false" AND "and" OR "or" NOT "not"
-%token POW "**" EQ "==" NE "!=" LE "<=" GE ">=" LARROW "<-" ARROW "->"
-%token DOTDOT ".." ELLIPSIS "..."
+%token IMPORT "'import'" CONST "'const'" FN "'fn'" LAYER "'layer'"
+%token MODEL "'model'" TRAIN "'train'" PARAM "'param'" STATE "'state'"
+%token INPUT "'input'" OUTPUT "'output'" LOSS "'loss'" METRIC "'metric'"
+%token LET "'let'" RETURN "'return'" EMIT "'emit'" FOR "'for'" IN "'in'"
+%token IF "'if'" ELSE "'else'" SCAN "'scan'" ALONG "'along'" AS "'as'"
+%token REVERSE "'reverse'" TRUE "'true'" FALSE "'false'" AND "'and'"
+%token OR "'or'" NOT "'not'"
+%token POW "'**'" EQ "'=='" NE "'!='" LE "'<='" GE "'>='" LARROW "'<-'"
+%token ARROW "'->'" DOTDOT "'..'" ELLIPSIS "'...'"
 
 %nonassoc DOTDOT
 %left OR

@@ -59,7 +59,10 @@ const char *diag_add_file(Diag *d, const char *name, const char *text,
     f = &d->files[d->nfiles++];
     f->name = arena_strdup(d->arena, name);
   }
-  f->text = arena_memdup(d->arena, text ? text : "", len);
+  char *copy = arena_alloc(d->arena, len + 1, 1); /* NUL-terminated too */
+  if (len) memcpy(copy, text, len);
+  copy[len] = '\0';
+  f->text = copy;
   f->len = len;
   return f->name;
 }
@@ -100,8 +103,12 @@ static bool find_line(const DiagFile *f, uint32_t line, size_t *start,
   return true;
 }
 
+static bool utf8_cont(char c) { return ((unsigned char)c & 0xC0) == 0x80; }
+
 /*   14 |   h = matmul(x, w1)
-**      |                 ^~    */
+**      |                 ^~
+** Columns are bytes; the marker counts characters (UTF-8 continuation
+** bytes take no room) so that it lines up under multi-byte text too. */
 static void print_snippet(FILE *out, const DiagFile *f, SrcLoc loc) {
   size_t start, n;
   if (!find_line(f, loc.line, &start, &n)) return;
@@ -111,12 +118,17 @@ static void print_snippet(FILE *out, const DiagFile *f, SrcLoc loc) {
   fputs("\n      | ", out);
   size_t col = loc.col ? loc.col - 1 : 0;
   if (col > n) col = n;
-  for (size_t i = 0; i < col; i++) fputc(s[i] == '\t' ? '\t' : ' ', out);
+  for (size_t i = 0; i < col; i++)
+    if (!utf8_cont(s[i])) fputc(s[i] == '\t' ? '\t' : ' ', out);
   fputc('^', out);
-  size_t tildes = loc.len > 1 ? loc.len - 1 : 0;
-  size_t room = n > col ? n - col - 1 : 0;
-  if (tildes > room) tildes = room;
-  for (size_t i = 0; i < tildes; i++) fputc('~', out);
+  size_t end = col + (loc.len ? loc.len : 1);
+  if (end > n) end = n;
+  bool first = true;
+  for (size_t i = col; i < end; i++) {
+    if (utf8_cont(s[i])) continue;
+    if (!first) fputc('~', out);
+    first = false;
+  }
   fputc('\n', out);
 }
 
