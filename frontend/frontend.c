@@ -121,12 +121,13 @@ static void do_import(Loader *ld, AstProgram *p, AstNode *imp) {
       return;
     }
   }
+  /* the include folders depend on where nnc is installed: name only the
+  ** importing file's folder so that messages are the same everywhere */
+  const char *dir = dir_of(S->a, p->file);
   diag_error(S->d, at, "cannot find import \"%s\"", x);
-  for (int i = 0; i < ndirs; i++) {
-    const char *dir = i == 0 ? dir_of(S->a, p->file) : S->o->incdirs[i - 1];
-    diag_note(S->d, (SrcLoc){0}, "looked for %s/%s.nn and %s/%s/", dir, x,
-              dir, x);
-  }
+  diag_note(S->d, (SrcLoc){0}, "looked for %s/%s.nn and %s/%s/, then in "
+            "the include folders (-I and the standard library)", dir, x, dir,
+            x);
 }
 
 static void add_def(Sema *S, AstNode *n) {

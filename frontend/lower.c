@@ -328,6 +328,7 @@ static Value *instantiate(Lower *L, Def *def, AstNode *call, Value **vals) {
   fr.parent = L->frame;
   fr.decl = decl;
   fr.depth = L->frame ? L->frame->depth + 1 : 1;
+  fr.call_loc = call->loc;
   const char *base = L->frame ? L->frame->path : "";
   if (is_layer) {
     const char *nm = call->scope;
@@ -375,7 +376,8 @@ static Value *instantiate(Lower *L, Def *def, AstNode *call, Value **vals) {
     lower_block(L, decl->body);
     ret = fr.ret ? fr.ret : sema_none(S);
     if (ret->k != V_POISON && decl->type &&
-        !sema_check_return(L, decl->type, ret, call->loc))
+        !sema_check_return(L, decl->type, ret,
+                           fr.ret_loc.file ? fr.ret_loc : call->loc))
       ret = sema_poison(S);
   }
   if (saved_frame && !is_layer) saved_frame->counts = fr.counts;
@@ -808,12 +810,14 @@ static void lower_global(Lower *L, AstNode *s) {
     return;
   }
   const char *gname = frame_path_join(L, L->frame->path, s->name);
-  for (int i = 0; i < L->made_globals.len; i++) {
+  SrcLoc here = L->frame->call_loc.file ? L->frame->call_loc : nl;
+  for (int i = 0; i + 1 < L->made_globals.len; i += 2) {
     IrGlobal *g = L->made_globals.data[i];
+    SrcLoc *first = L->made_globals.data[i + 1];
     if (!strcmp(g->name, gname)) {
-      diag_error(S->d, nl, "%s '%s' is declared twice (name the calls "
-                 "apart with 'as NAME')", what, gname);
-      diag_note(S->d, g->loc, "first declared here");
+      diag_error(S->d, here, "%s '%s' is made twice (name the calls apart "
+                 "with 'as NAME')", what, gname);
+      diag_note(S->d, first->file ? *first : g->loc, "first made here");
       sema_bind(L, s->name, sema_poison(S), nl);
       return;
     }
@@ -831,7 +835,10 @@ static void lower_global(Lower *L, AstNode *s) {
                       nl);
     for (int i = 0; i < at.n; i++) ir_attr_set(L->m, &g->init_attrs, &at.v[i]);
   }
+  SrcLoc *hl = ARENA_NEW(S->a, SrcLoc);
+  *hl = here;
   vec_push(S->a, &L->made_globals, g);
+  vec_push(S->a, &L->made_globals, hl);
   Value *v = sema_tensor(S, g->value);
   v->global = g;
   v->decl_name = s->name;
@@ -1044,6 +1051,7 @@ static void lower_stmt(Lower *L, AstNode *s) {
       break;
     }
     L->frame->ret = s->a ? sema_expr(L, s->a) : sema_none(S);
+    L->frame->ret_loc = s->a ? s->a->loc : s->loc;
     L->frame->returned = true;
     break;
   case AST_EMIT: {
@@ -1640,7 +1648,10 @@ void sema_lower_train(Sema *S, AstNode *train, ModelCtx *mc) {
              strcmp(opt_names[oi], c->name))
         oi++;
       if (!c || c->kind != AST_IDENT || !opt_names[oi]) {
-        diag_error(S->d, s->a->loc, "unknown optimizer");
+        if (c && c->kind == AST_IDENT)
+          diag_error(S->d, c->loc, "unknown optimizer '%s'", c->name);
+        else
+          diag_error(S->d, s->a->loc, "unknown optimizer");
         diag_note(S->d, (SrcLoc){0}, "valid optimizers: sgd adam adamw "
                   "rmsprop adagrad lion");
       } else {

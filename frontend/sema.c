@@ -240,7 +240,13 @@ static bool eval_dim(Lower *L, AstNode *e, int64_t *size, int *sym) {
 
 bool sema_eval_type(Lower *L, AstNode *type, IrType *out) {
   DType dt;
-  if (!type || type->kind != AST_TYPE || !ir_dtype_parse(type->name, &dt)) {
+  if (type && type->kind == AST_TYPE && !ir_dtype_parse(type->name, &dt)) {
+    diag_error(L->S->d, type->name_loc.file ? type->name_loc : type->loc,
+               "unknown dtype '%s' (expected f32 f16 bf16 f64 i32 i64 u8 "
+               "bool)", type->name);
+    return false;
+  }
+  if (!type || type->kind != AST_TYPE || !type->is_tensor) {
     diag_error(L->S->d, type ? type->loc : (SrcLoc){0},
                "expected a tensor type such as f32[4, 8]");
     return false;
@@ -457,6 +463,14 @@ void sema_note_decl(Lower *L, const Value *v) {
             sema_type_plain(L, &v->t->type));
 }
 
+static bool noted_before(Value **vals, int i) {
+  for (int j = 0; j < i; j++)
+    if (vals[j]->k == V_TENSOR && vals[i]->k == V_TENSOR &&
+        vals[j]->t == vals[i]->t)
+      return true;
+  return false;
+}
+
 void sema_shape_error(Lower *L, IrOp op, const char *err, int bad, int n,
                       Value **vals, AstNode **nodes, SrcLoc loc) {
   Sema *S = L->S;
@@ -475,5 +489,6 @@ void sema_shape_error(Lower *L, IrOp op, const char *err, int bad, int n,
   if (bad >= 0 && bad < n && nodes && nodes[bad] && nodes[bad]->loc.file)
     at = nodes[bad]->loc;
   diag_error(S->d, at, "%s", buf);
-  for (int i = 0; i < n; i++) sema_note_decl(L, vals[i]);
+  for (int i = 0; i < n; i++)
+    if (!noted_before(vals, i)) sema_note_decl(L, vals[i]);
 }

@@ -98,6 +98,8 @@ typedef struct Frame {
   struct Frame *parent;
   AstNode *decl;        /* AST_FN / AST_LAYER, NULL for a model */
   Value *ret;
+  SrcLoc ret_loc;       /* the returned expression */
+  SrcLoc call_loc;      /* the call that instantiated the body */
   bool returned;
   const char *path;     /* parameter scope prefix ("" at the model root) */
   Vec counts;           /* call counters of layers in this scope: pairs
@@ -127,7 +129,7 @@ typedef struct Lower {
   Frame *frame;
   ScanCtx *scan;
   int rand_count;
-  Vec made_globals;   /* IrGlobal* made in this lowering */
+  Vec made_globals;   /* pairs (IrGlobal*, SrcLoc* of the making call) */
   Vec updates;        /* pairs (IrGlobal*, Value*) */
 } Lower;
 
