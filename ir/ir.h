@@ -292,6 +292,12 @@ int ir_infer(const IrModule *m, IrOp op, int nargs, const IrType *args,
              const IrAttrs *attrs, IrType *res, int maxres, const char **err,
              int *bad_arg, Arena *scratch);
 
+/* Check a scan node against its body (the rule in ops.def: body arguments
+** are the carries then the sequence slices, yields the new carries then
+** the emitted values; results the final carries then the emitted values
+** stacked along axes[0]).  NULL when well typed, else a message in a. */
+const char *ir_scan_check(const IrModule *m, const IrNode *n, Arena *a);
+
 /* NumPy broadcasting of two shapes; false when incompatible. */
 bool ir_broadcast(const IrType *a, const IrType *b, IrType *out);
 /* Normalise a possibly negative axis against rank; false if out of range. */
@@ -321,7 +327,10 @@ IrModule *ir_parse(const char *filename, const char *text, size_t len,
 bool ir_verify(const IrModule *m, FILE *errs);
 
 /* A host tensor for the interpreter: data in the given dtype, contiguous,
-** row-major.  f32/f64/i32/i64/u8/bool buffers; f16/bf16 stored as f32. */
+** row-major.  f32/f64/i32/i64/u8/bool buffers; f16/bf16 stored as f32
+** (holding a value of that format); bool and u8 one byte each.  When
+** IrInterpOpts.f64 is true every float dtype is stored as double, inputs
+** and globals included.  ir_interp_elem_size() gives the element size. */
 typedef struct IrTensor {
   IrType type;
   void *data;
@@ -334,16 +343,34 @@ typedef struct IrInterpOpts {
   uint64_t step;
 } IrInterpOpts;
 
+/* The scalar function of an elementwise (OPF_FUSABLE) op on doubles, as the
+** interpreter computes it; false for other ops.  Used by constant folding.
+** cast is not covered (false): apply ir_interp_round() for the target. */
+bool ir_interp_scalar(IrOp op, const IrAttrs *attrs, int nargs,
+                      const double *x, double *out);
+/* x converted to the values of dtype t as the f32-mode interpreter does
+** after every op: f32/f16/bf16 round to nearest even (overflow to inf),
+** f64 unchanged, ints truncate toward 0 and saturate (NaN -> 0), bool is
+** x != 0. */
+double ir_interp_round(DType t, double x);
+/* Bytes per element of an interpreter host tensor of dtype t (see
+** IrTensor). */
+int ir_interp_elem_size(DType t, bool f64);
+/* True when the interpreter has a kernel for op (tests walk IR_OP_COUNT). */
+bool ir_interp_has_kernel(IrOp op);
+/* Philox4x32-10 (Random123's philox4x32_R(10, ctr, key)), and the uniform
+** [0,1) value the rand op draws for element i of a node with attribute
+** seed `stream`, run with opts seed and step (see ir/interp.c). */
+void ir_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2],
+                      uint32_t out[4]);
+double ir_interp_uniform(uint64_t seed, uint64_t stream, uint64_t step,
+                         uint64_t i);
+
 /* Run function f on inputs (one per argument of f, in order) with the
 ** module's globals bound to globals[] (in module order; NULL entries are an
 ** error).  Allocates outputs in arena a; outs[] receives one per return.
 ** Returns false with *err set on a run-time error (e.g. label out of
 ** range). */
-/* The scalar function of an elementwise (OPF_FUSABLE) op on doubles, as the
-** interpreter computes it; false for other ops.  Used by constant folding. */
-bool ir_interp_scalar(IrOp op, const IrAttrs *attrs, int nargs,
-                      const double *x, double *out);
-
 bool ir_interp(const IrModule *m, const IrFunc *f, const IrTensor *inputs,
                const IrTensor *globals, IrTensor *outs, const IrInterpOpts *o,
                Arena *a, const char **err);
