@@ -128,7 +128,11 @@ static Value *const_binop(Lower *L, AstOp op, Value *a, Value *b, SrcLoc loc) {
     case AOP_MUL: return ints ? sema_int(S, a->i * b->i) : sema_float(S, x * y);
     case AOP_DIV:
       if (y == 0) return poison_err(L, loc, "division by zero");
-      if (ints && a->i % b->i == 0) return sema_int(S, a->i / b->i);
+      if (ints) { /* integer (floor) division, as sizes need: (D + 15) / 16 */
+        int64_t q = a->i / b->i;
+        if ((a->i % b->i != 0) && ((a->i < 0) != (b->i < 0))) q--;
+        return sema_int(S, q);
+      }
       return sema_float(S, x / y);
     case AOP_MOD:
       if (!ints) return poison_err(L, loc, "'%' needs integers");
