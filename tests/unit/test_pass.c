@@ -21,6 +21,7 @@
 #include "../../ir/arena.h"
 #include "../../ir/diag.h"
 #include "../../ir/ir.h"
+#include "../../frontend/frontend.h"
 #include "../../passes/pass.h"
 
 #ifndef NNC_SOURCE_DIR
@@ -269,7 +270,8 @@ static void elem_set(IrTensor *t, int64_t i, double x) {
   }
 }
 
-/* A random tensor of type t: floats in [-2, 2), ints in [0, 4), bools. */
+/* A random tensor of type t: floats in [-2, 2), ints 0 or 1 (valid labels
+** and indices for any class count), bools. */
 static IrTensor random_tensor(Arena *a, IrType t, uint64_t *seed) {
   IrTensor x = {t, NULL};
   int64_t n = ir_type_numel(&t);
@@ -278,7 +280,7 @@ static IrTensor random_tensor(Arena *a, IrType t, uint64_t *seed) {
     double r = rnd(seed);
     if (ir_dtype_is_float(t.dtype)) elem_set(&x, i, 4 * r - 2);
     else if (t.dtype == DT_BOOL) elem_set(&x, i, r < 0.5);
-    else elem_set(&x, i, floor(4 * r));
+    else elem_set(&x, i, floor(2 * r));
   }
   return x;
 }
@@ -394,6 +396,51 @@ static void test_canonicalize_semantics(void **state) {
   assert_true(nfuncs >= 20);
 }
 
+/* Compile an example (shrunk with -D) twice, canonicalize one copy, and
+** compare every function of the two on random inputs and parameters. */
+static int check_example(Arena *a, const char *file, const char **defs,
+                         int ndefs) {
+  const char *path = arena_printf(a, "%s/examples/%s", NNC_SOURCE_DIR, file);
+  const char *inc[] = {NNC_SOURCE_DIR "/std"};
+  FrontendOpts fo = {.incdirs = inc, .nincdirs = 1, .defines = defs,
+                     .ndefines = ndefs};
+  Diag *d = diag_new(stderr);
+  IrModule *m0 = frontend_compile(d, path, &fo);
+  IrModule *m1 = frontend_compile(d, path, &fo);
+  assert_non_null(m0);
+  assert_non_null(m1);
+  char *before = print(a, m1);
+  Arena *scratch = arena_new();
+  PassOpts po = {.verify = true};
+  PassCtx cx = {.scratch = scratch, .diag = d, .opt = &po};
+  assert_true(pass_run_pipeline(m1, "canonicalize", &cx));
+  arena_free(scratch);
+  diag_free(d);
+  int n = 0;
+  for (IrFunc *f0 = m0->funcs; f0; f0 = f0->next, n++) {
+    char *where = arena_printf(a, "%s @%s", file, f0->name);
+    compare_funcs(a, where, m0, f0, m1, ir_func_find(m1, f0->name));
+  }
+  bool changed = strcmp(before, print(a, m1)) != 0;
+  ir_module_free(m0);
+  ir_module_free(m1);
+  return changed ? n : -n;
+}
+
+/* Real programs: the pass changes them and they compute the same. */
+static void test_canonicalize_examples(void **state) {
+  Arena *a = *state;
+  const char *lstm[] = {"T=5", "H=8", "E=4", "B=2"};
+  const char *gpt[] = {"T=4", "D=8", "HEADS=2", "LAYERS=1", "B=2"};
+  const char *unet[] = {"S=8", "B=2"};
+  const char *tiny[] = {"B=3"};
+  assert_true(check_example(a, "char_lstm.nn", lstm, 4) >= 3);
+  assert_true(check_example(a, "char_gru.nn", lstm, 4) >= 3);
+  assert_true(check_example(a, "char_gpt.nn", gpt, 5) >= 3);
+  assert_true(check_example(a, "unet.nn", unet, 2) >= 3);
+  assert_true(check_example(a, "mlp_tiny.nn", tiny, 1) != 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_pass_lookup_registry, arena_setup,
@@ -411,6 +458,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_pass_verify_after_pass, arena_setup,
                                       arena_teardown),
       cmocka_unit_test_setup_teardown(test_canonicalize_semantics, arena_setup,
+                                      arena_teardown),
+      cmocka_unit_test_setup_teardown(test_canonicalize_examples, arena_setup,
                                       arena_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
