@@ -21,6 +21,11 @@
 %parse-param {Parser *p} {void *scanner}
 %lex-param {void *scanner}
 
+%code top {
+/* bison's yynerrs is counted but unused (errors are counted by the Diag) */
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+}
+
 %code requires {
 #include <stdbool.h>
 #include <stddef.h>
@@ -203,7 +208,8 @@ decl:
   | CONST IDENT ':' type '=' expr
       { $$ = named(p, AST_CONST, @$, $2, @2); $$->type = $4; $$->a = $6; }
   | fn_decl
-  | MODEL IDENT block     { $$ = named(p, AST_MODEL, @$, $2, @2); $$->body = $3; }
+  | MODEL IDENT block
+      { $$ = named(p, AST_MODEL, @$, $2, @2); $$->body = $3; }
   | TRAIN IDENT '{' train_items '}'
       { $$ = named(p, AST_TRAIN, @$, $2, @2); $$->list = $4; }
   | TRAIN IDENT '{' train_items train_item '}'
@@ -308,13 +314,16 @@ stmt:
   | FOR IDENT IN expr block
       { $$ = named(p, AST_FOR, @$, $2, @2); $$->a = $4; $$->body = $5; }
   | if_stmt
-  | PARAM IDENT ':' type  { $$ = named(p, AST_PARAM, @$, $2, @2); $$->type = $4; }
+  | PARAM IDENT ':' type
+      { $$ = named(p, AST_PARAM, @$, $2, @2); $$->type = $4; }
   | PARAM IDENT ':' type '=' expr
       { $$ = named(p, AST_PARAM, @$, $2, @2); $$->type = $4; $$->a = $6; }
-  | STATE IDENT ':' type  { $$ = named(p, AST_STATE, @$, $2, @2); $$->type = $4; }
+  | STATE IDENT ':' type
+      { $$ = named(p, AST_STATE, @$, $2, @2); $$->type = $4; }
   | STATE IDENT ':' type '=' expr
       { $$ = named(p, AST_STATE, @$, $2, @2); $$->type = $4; $$->a = $6; }
-  | INPUT IDENT ':' type  { $$ = named(p, AST_INPUT, @$, $2, @2); $$->type = $4; }
+  | INPUT IDENT ':' type
+      { $$ = named(p, AST_INPUT, @$, $2, @2); $$->type = $4; }
   | OUTPUT IDENT
       { $$ = named(p, AST_OUTPUT, @$, $2, @2);
         $$->a = named(p, AST_IDENT, @2, $2, @2); }
@@ -327,7 +336,8 @@ stmt:
 
 /* if_stmt := 'if' expr block ['else' (block | if_stmt)] */
 if_stmt:
-    IF expr block         { $$ = node(p, AST_IF, @$); $$->a = $2; $$->body = $3; }
+    IF expr block
+      { $$ = node(p, AST_IF, @$); $$->a = $2; $$->body = $3; }
   | IF expr block ELSE block
       { $$ = node(p, AST_IF, @$); $$->a = $2; $$->body = $3; $$->b = $5; }
   | IF expr block ELSE if_stmt
@@ -354,7 +364,8 @@ train_items:
 train_item:
     IDENT idents '=' expr
       { $$ = named(p, AST_DATA, @$, $1, @1); $$->list = $2; $$->a = $4; }
-  | IDENT expr            { $$ = named(p, AST_SETTING, @$, $1, @1); $$->a = $2; }
+  | IDENT expr
+      { $$ = named(p, AST_SETTING, @$, $1, @1); $$->a = $2; }
   ;
 
 /* expr := expr '..' expr | expr 'or' expr | expr 'and' expr | 'not' expr
@@ -363,7 +374,8 @@ train_item:
 **       | ('-' | '+') expr | expr '**' expr | postfix */
 expr:
     postfix
-  | expr DOTDOT expr      { $$ = node(p, AST_RANGE, @$); $$->a = $1; $$->b = $3; }
+  | expr DOTDOT expr
+      { $$ = node(p, AST_RANGE, @$); $$->a = $1; $$->b = $3; }
   | expr OR expr          { $$ = binary(p, AOP_OR, $1, $3, @$); }
   | expr AND expr         { $$ = binary(p, AOP_AND, $1, $3, @$); }
   | NOT expr              { $$ = unary(p, AOP_NOT, $2, @$); }
@@ -410,7 +422,8 @@ callarg_list:
 /* callarg := expr | IDENT ':' expr */
 callarg:
     expr
-  | IDENT ':' expr        { $$ = named(p, AST_NAMED_ARG, @$, $1, @1); $$->a = $3; }
+  | IDENT ':' expr
+      { $$ = named(p, AST_NAMED_ARG, @$, $1, @1); $$->a = $3; }
   ;
 
 /* primary := NUMBER | STRING | 'true' | 'false' | IDENT | '(' expr ')'
@@ -427,7 +440,8 @@ primary:
   | '(' expr ')'          { $$ = $2; }
   | '(' expr ',' exprs ')'
       { $$ = with_list(p, AST_TUPLE, @$, list1(p, $2));
-        for (int i = 0; i < $4.n; i++) ast_list_push(p->prog, &$$->list, $4.v[i]); }
+        for (int i = 0; i < $4.n; i++)
+          ast_list_push(p->prog, &$$->list, $4.v[i]); }
   | '[' ']'               { $$ = node(p, AST_LIST, @$); }
   | '[' exprs ']'         { $$ = with_list(p, AST_LIST, @$, $2); }
   | scan
@@ -457,7 +471,8 @@ carry_list:
   | carry_list ',' carry  { $$ = push(p, $1, $3); }
   ;
 carry:
-    IDENT '=' expr        { $$ = named(p, AST_NAMED_ARG, @$, $1, @1); $$->a = $3; }
+    IDENT '=' expr
+      { $$ = named(p, AST_NAMED_ARG, @$, $1, @1); $$->a = $3; }
   ;
 seqs:
     seq                   { $$ = list1(p, $1); }
