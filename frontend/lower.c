@@ -941,11 +941,12 @@ static void lower_for(Lower *L, AstNode *s) {
   }
   SrcLoc nl = s->name_loc.file ? s->name_loc : s->loc;
   for (int i = 0; i < it->n && !L->frame->returned; i++) {
+    int errs = S->d->nerrors;
     Scope *saved = sema_scope_push(L, false);
     sema_bind(L, s->name, it->elems[i], nl);
     lower_block(L, s->body);
     sema_scope_pop(L, saved);
-    if (S->d->nerrors >= S->d->max_errors && S->d->max_errors > 0) break;
+    if (S->d->nerrors > errs) break; /* the same mistake in every iteration */
   }
 }
 
@@ -1326,6 +1327,7 @@ static int64_t train_batch(Sema *S, AstNode *train) {
 void sema_lower_model(Sema *S, AstNode *model, AstNode *train) {
   ModelCtx mc = {0};
   mc.model = model;
+  if (!model->body) return;
   AstList *body = &model->body->list;
   mc.inputs = ARENA_ARRAY(S->a, AstNode *, body->n ? body->n : 1);
   for (int i = 0; i < body->n; i++)
@@ -1625,6 +1627,8 @@ void sema_lower_train(Sema *S, AstNode *train, ModelCtx *mc) {
   for (int i = 0; i < train->list.n; i++) {
     AstNode *s = train->list.v[i];
     const char *k = s->name;
+    if (!k || (s->kind == AST_SETTING && !s->a) || (s->kind == AST_DATA && !s->a))
+      continue; /* the parser reported it */
     int ki = 0;
     while (train_keys[ki] && strcmp(train_keys[ki], k)) ki++;
     SrcLoc kl = s->name_loc.file ? s->name_loc : s->loc;
