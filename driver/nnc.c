@@ -250,8 +250,23 @@ static int parse_emit(Opts *o, const char *v) {
   return usage_error(o, "--emit expects ast, ir, llvm, asm, obj or exe, got '%s'", v);
 }
 
+/* The first name of a --passes list that is not a registered pass, or
+** NULL.  (The pipeline checks again; this makes the mistake a usage error,
+** found before any work.) */
+static const char *unknown_pass(Arena *ar, const char *list) {
+  char *copy = arena_strdup(ar, list), *save = NULL;
+  for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    while (*t == ' ' || *t == '\t') t++;
+    char *e = t + strlen(t);
+    while (e > t && (e[-1] == ' ' || e[-1] == '\t')) *--e = '\0';
+    if (*t && !pass_lookup(t)) return t;
+  }
+  return NULL;
+}
+
 /* Options of `nnc build` only. */
-static int parse_build_opt(Opts *o, int argc, char **argv, int *i, bool *used) {
+static int parse_build_opt(Arena *ar, Opts *o, int argc, char **argv, int *i,
+                           bool *used) {
   const char *a = argv[*i], *v;
   *used = true;
   if (is_flag(a, "-o")) {
@@ -264,6 +279,11 @@ static int parse_build_opt(Opts *o, int argc, char **argv, int *i, bool *used) {
     return parse_emit(o, v);
   } else if (strncmp(a, "--passes=", 9) == 0) {
     o->passes = a + 9;
+    const char *bad = unknown_pass(ar, o->passes);
+    if (bad) {
+      fprintf(stderr, "nnc: error: unknown pass '%s' (see 'nnc passes')\n", bad);
+      return EXIT_USAGE;
+    }
   } else if (is_flag(a, "--print-after")) {
     if (!(v = flag_value(argc, argv, i, "--print-after")) || !*v)
       return usage_error(o, "%s expects a pass name or 'all'", "--print-after");
@@ -320,7 +340,7 @@ static int parse_args(Arena *ar, Opts *o, int argc, char **argv) {
       }
     }
     if (o->cmd == CMD_BUILD) {
-      if ((rc = parse_build_opt(o, argc, argv, &i, &used)) || used) {
+      if ((rc = parse_build_opt(ar, o, argc, argv, &i, &used)) || used) {
         if (rc) return rc;
         continue;
       }
