@@ -1018,6 +1018,12 @@ static void lower_model_stmt(Lower *L, AstNode *s) {
                  s->name, sema_kind_name(v));
       return;
     }
+    for (int i = 0; i < mo->names.len; i++)
+      if (!strcmp(mo->names.data[i], s->name)) {
+        diag_error(S->d, s->name_loc.file ? s->name_loc : s->loc,
+                   "output '%s' is declared twice", s->name);
+        return;
+      }
     vec_push(S->a, &mo->names, (void *)s->name);
     vec_push(S->a, &mo->vals, v);
     return;
@@ -1034,6 +1040,13 @@ static void lower_model_stmt(Lower *L, AstNode *s) {
     mo->loss = v;
     mo->loss_node = s;
   } else {
+    for (int i = 0; i < mo->mnames.len; i++)
+      if (!strcmp(mo->mnames.data[i], s->name)) {
+        diag_error(S->d, s->name_loc.file ? s->name_loc : s->loc,
+                   "metric '%s' is declared twice; name it with "
+                   "'metric NAME = ...'", s->name);
+        return;
+      }
     vec_push(S->a, &mo->mnames, (void *)s->name);
     vec_push(S->a, &mo->mvals, v);
   }

@@ -276,13 +276,27 @@ bool sema_eval_type(Lower *L, AstNode *type, IrType *out) {
   return ok;
 }
 
+/* A capitalised const of another file than the fn/layer being
+** instantiated: in that signature the name is a dimension variable (so
+** that `const N = 10` in a program does not fix the N of std's layers). */
+static bool foreign_const(Lower *L, const char *name) {
+  Def *d = sema_def_find(L->S, name);
+  if (!d || d->node->kind != AST_CONST || !sema_is_dimvar_name(name))
+    return false;
+  const AstNode *fn = L->frame ? L->frame->decl : NULL;
+  const char *a = d->node->loc.file, *b = fn ? fn->loc.file : NULL;
+  return a && b && strcmp(a, b) != 0;
+}
+
 /* Bind or check one declared dimension expression against an actual size. */
 static bool unify_dim(Lower *L, AstNode *e, int64_t size, int sym,
                       const char *what, const char *argname, SrcLoc at,
                       int dimno, const IrType *at_type, AstNode *type) {
   Sema *S = L->S;
   if (e->kind == AST_IDENT) {
-    Value *cur = sema_lookup(L, e->name, e->loc);
+    Value *cur = NULL;
+    if (sema_lookup_local(L, e->name, NULL) || !foreign_const(L, e->name))
+      cur = sema_lookup(L, e->name, e->loc);
     if (!cur) {
       if (!sema_is_dimvar_name(e->name)) {
         diag_error(S->d, e->loc, "unknown name '%s' in a type (dimension "

@@ -472,6 +472,55 @@ static void test_std_import(void **state) {
   assert_string_equal(global_type(fx, "layernorm.0.w"), "f32[8]");
 }
 
+static void test_const_of_other_file_is_dimvar(void **state) {
+  Fx *fx = *state;
+  fx_write(fx, "lib.nn", "fn rows(x: f32[N, M]) -> f32[N] {\n"
+                         "    return sum(x, axis: 1)\n"
+                         "}\n"
+                         "const K = 3\n"
+                         "fn fixed(x: f32[K]) -> f32[K] {\n"
+                         "    return x\n"
+                         "}\n");
+  /* the program's N does not fix the N of lib's signature */
+  assert_compiles(fx,
+      "import \"lib\"\n"
+      "const N = 10\n"
+      "model m {\n"
+      "    input x: f32[4, N]\n"
+      "    input v: f32[3]\n"
+      "    output y = rows(x)\n"
+      "    output z = fixed(v)\n"
+      "}\n");
+  assert_string_equal(ret_type(fx, "forward", "y"), "f32[4]");
+  assert_string_equal(ret_type(fx, "forward", "z"), "f32[3]");
+  /* K is a const of lib.nn itself: fixed's K is 3 */
+  assert_null(fx_compile(fx,
+      "import \"lib\"\n"
+      "model m {\n"
+      "    input v: f32[5]\n"
+      "    output z = fixed(v)\n"
+      "}\n"));
+  assert_non_null(strstr(fx_errors(fx), "argument 'x' of 'fixed' has type "
+      "f32[5] but f32[K] is expected (dimension 0 is 5, expected 3)"));
+}
+
+static void test_duplicate_outputs(void **state) {
+  Fx *fx = *state;
+  assert_null(fx_compile(fx,
+      "model m {\n"
+      "    input x: f32[8, 4]\n"
+      "    input t: i32[8]\n"
+      "    output y = x\n"
+      "    output y = x * 2\n"
+      "    loss cross_entropy(x, t)\n"
+      "    metric accuracy(x, t)\n"
+      "    metric accuracy(x * 2, t)\n"
+      "}\n"));
+  const char *e = fx_errors(fx);
+  assert_non_null(strstr(e, "t.nn:5:12: error: output 'y' is declared twice"));
+  assert_non_null(strstr(e, "error: metric 'accuracy' is declared twice"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
@@ -495,6 +544,8 @@ int main(void) {
       T(test_import_and_duplicates),
       T(test_missing_import),
       T(test_std_import),
+      T(test_const_of_other_file_is_dimvar),
+      T(test_duplicate_outputs),
 #undef T
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
