@@ -768,6 +768,96 @@ static void test_interp_scan_swap_carries(void **state) {
   assert_close(vals(fx, &outs[2], false), we, 3, 0, "emitted");
 }
 
+/* A parsed module (the text of tests/ir/scan.nnir): a reverse scan over two
+** sequences on different axes, with a nested scan that captures values of
+** both enclosing blocks and globals, against a plain loop. */
+static const char scan_text[] =
+    "module @rnn\n"
+    "dim B = 3\n"
+    "dim T = 5\n"
+    "param @w.x : f32[8,16] = glorot_uniform\n"
+    "param @w.h : f32[16,16] = orthogonal\n"
+    "func @forward(%h0: f32[B,16], %x: f32[B,T,8], %xr: f32[T,B,8], %bias: f32[16])"
+    " -> (h: f32[B,16], hs: f32[B,T,16], xs: f32[B,T,8]) {\n"
+    "  %0:3 = scan %h0, %x, %xr {axes = [1, 0], ncarry = 1, reverse = true}"
+    " : f32[B,16], f32[B,T,16], f32[B,T,8] {\n"
+    "  ^(%h: f32[B,16], %xt: f32[B,8], %xt.1: f32[B,8]):\n"
+    "    %1 = matmul %xt, @w.x : f32[B,16]\n"
+    "    %2 = matmul %h, @w.h : f32[B,16]\n"
+    "    %3 = add %1, %2 : f32[B,16]\n"
+    "    %4:2 = scan %3, %bias {axes = [0], ncarry = 1} : f32[B,16], f32[16,B] {\n"
+    "    ^(%h.1: f32[B,16], %b: f32[]):\n"
+    "      %5 = add %h.1, %b : f32[B,16]\n"
+    "      %6 = add %5, %h : f32[B,16]\n"
+    "      %7 = tanh %6 : f32[B,16]\n"
+    "      %8 = sum %7 {axes = [1]} : f32[B]\n"
+    "      yield %7, %8\n"
+    "    }\n"
+    "    %9 = add %xt, %xt.1 : f32[B,8]\n"
+    "    yield %4#0, %4#0, %9\n"
+    "  }\n"
+    "  %10 = neg %0#0 : f32[B,16]\n"
+    "  return %10, %0#1, %0#2\n"
+    "}\n";
+
+static void test_interp_parsed_nested_scan(void **state) {
+  Fx *fx = *state;
+  enum { B = 3, T = 5, I = 8, H = 16 };
+  const char *err = NULL;
+  IrModule *m = ir_parse("scan.nnir", scan_text, sizeof scan_text - 1, fx->a, &err);
+  if (!m) fail_msg("parse: %s", err);
+  uint64_t s = 17;
+  double *h0 = rnd_vec(fx, &s, B * H, -1, 1), *x = rnd_vec(fx, &s, B * T * I, -1, 1);
+  double *xr = rnd_vec(fx, &s, T * B * I, -1, 1), *bias = rnd_vec(fx, &s, H, -0.1, 0.1);
+  double *wx = rnd_vec(fx, &s, I * H, -0.3, 0.3), *wh = rnd_vec(fx, &s, H * H, -0.3, 0.3);
+  IrTensor ins[4] = {host(fx, T2(DT_F32, B, H), h0, true),
+                     host(fx, T3(DT_F32, B, T, I), x, true),
+                     host(fx, T3(DT_F32, T, B, I), xr, true),
+                     host(fx, T1(DT_F32, H), bias, true)};
+  IrTensor gl[2] = {host(fx, T2(DT_F32, I, H), wx, true),
+                    host(fx, T2(DT_F32, H, H), wh, true)};
+  IrTensor outs[3];
+  IrInterpOpts o = {.f64 = true};
+  bool ok = ir_interp(m, m->funcs, ins, gl, outs, &o, fx->a, &err);
+  if (!ok) fail_msg("interp: %s", err);
+  double *gh = vals(fx, &outs[0], true), *ghs = vals(fx, &outs[1], true);
+  double *gxs = vals(fx, &outs[2], true);
+  assert_int_equal(outs[1].type.rank, 3);
+  assert_int_equal(outs[1].type.dim[1], T);
+  double h[B][H], c[B][H], hn[B][H];
+  for (int b = 0; b < B; b++)
+    for (int j = 0; j < H; j++) h[b][j] = h0[b * H + j];
+  for (int t = T - 1; t >= 0; t--) {
+    for (int b = 0; b < B; b++)
+      for (int j = 0; j < H; j++) {
+        double a = 0;
+        for (int i = 0; i < I; i++) a += x[(b * T + t) * I + i] * wx[i * H + j];
+        for (int k = 0; k < H; k++) a += h[b][k] * wh[k * H + j];
+        c[b][j] = a;
+      }
+    for (int q = 0; q < H; q++) /* the inner scan over bias */
+      for (int b = 0; b < B; b++)
+        for (int j = 0; j < H; j++) hn[b][j] = tanh(c[b][j] + bias[q] + h[b][j]),
+                                    c[b][j] = hn[b][j];
+    for (int b = 0; b < B; b++)
+      for (int j = 0; j < H; j++) {
+        h[b][j] = c[b][j];
+        assert_close(&ghs[(b * T + t) * H + j], &h[b][j], 1, 1e-13, "hs");
+      }
+    for (int b = 0; b < B; b++)
+      for (int i = 0; i < I; i++) {
+        double w = x[(b * T + t) * I + i] + xr[(t * B + b) * I + i];
+        assert_close(&gxs[(b * T + t) * I + i], &w, 1, 1e-15, "xs");
+      }
+  }
+  for (int b = 0; b < B; b++)
+    for (int j = 0; j < H; j++) {
+      double w = -h[b][j];
+      assert_close(&gh[b * H + j], &w, 1, 1e-13, "h");
+    }
+  ir_module_free(m);
+}
+
 /* ----------------------------------------------------------------- rand */
 
 static void test_interp_philox_kat(void **state) {
@@ -912,6 +1002,7 @@ int main(void) {
       T(test_interp_scan_reverse),
       T(test_interp_scan_lstm),
       T(test_interp_scan_swap_carries),
+      T(test_interp_parsed_nested_scan),
       T(test_interp_philox_kat),
       T(test_interp_rand),
       T(test_interp_globals),
