@@ -144,6 +144,15 @@ void interp_bcast_strides(const IrType *in, const IrType *out, int64_t *st) {
   }
 }
 
+bool interp_bcast_ok(const IrType *in, const IrType *out) {
+  if (in->rank > out->rank) return false;
+  for (int k = 0; k < in->rank; k++) {
+    int64_t d = in->dim[k], o = out->dim[out->rank - in->rank + k];
+    if (d != o && d != 1) return false;
+  }
+  return true;
+}
+
 bool interp_bcast_shape(const IrType *a, const IrType *b, IrType *out) {
   int r = a->rank > b->rank ? a->rank : b->rank;
   *out = *a;
@@ -237,10 +246,11 @@ static bool scan_slices(Interp *in, const IrNode *n, Ten *const *x, int nc,
   return true;
 }
 
-/* Checks of a scan node against its body; fills the sequence axes, the
-** emit axis and the trip count. */
-static bool scan_setup(Interp *in, const IrNode *n, Ten *const *x, int nc,
-                       int *axis, int *eaxis, int64_t *steps) {
+/* Checks of a scan node against its body and results; fills the sequence
+** axes, the stacking axis of each emitted result and the trip count. */
+static bool scan_setup(Interp *in, const IrNode *n, Ten *const *x,
+                       const Ten *y, int nc, int *axis, int *eaxis,
+                       int64_t *steps) {
   int ns = n->nargs - nc;
   const IrBlock *b = n->body;
   const IrAttr *ax = ir_attr_get(&n->attrs, "axes");
@@ -261,10 +271,13 @@ static bool scan_setup(Interp *in, const IrNode *n, Ten *const *x, int nc,
     *steps = len;
   }
   if (*steps < 0) return interp_fail(in, "scan: no sequence and no length");
-  *eaxis = 0;
-  if (n->nres > nc) {
-    int64_t a0 = ax && ax->n > 0 ? ax->ints[0] : 0;
-    if (!interp_axis(in, n, a0, n->res[nc]->type.rank, eaxis)) return false;
+  int64_t a0 = ax && ax->n > 0 ? ax->ints[0] : 0;
+  for (int i = nc; i < n->nres; i++) {
+    if (!interp_axis(in, n, a0, y[i].type.rank, &eaxis[i])) return false;
+    if (y[i].type.dim[eaxis[i]] != *steps)
+      return interp_fail(in, "scan: result %d has %lld positions along axis "
+                         "%d, not %lld", i, (long long)y[i].type.dim[eaxis[i]],
+                         eaxis[i], (long long)*steps);
   }
   return true;
 }
@@ -274,9 +287,10 @@ static bool scan_setup(Interp *in, const IrNode *n, Ten *const *x, int nc,
 ** emitted values at the step's position (reverse scans too). */
 static bool run_scan(Interp *in, const IrNode *n, Ten *const *x, Ten *y) {
   int nc = (int)ir_attr_int(&n->attrs, "ncarry", 0);
-  int *axis = ARENA_ARRAY(in->tmp, int, n->nargs + 1), eaxis;
+  int *axis = ARENA_ARRAY(in->tmp, int, n->nargs + 1);
+  int *eaxis = ARENA_ARRAY(in->tmp, int, n->nres + 1);
   int64_t steps;
-  if (!scan_setup(in, n, x, nc, axis, &eaxis, &steps)) return false;
+  if (!scan_setup(in, n, x, y, nc, axis, eaxis, &steps)) return false;
   bool rev = ir_attr_bool(&n->attrs, "reverse", false);
   Ten **cur = ARENA_ARRAY(in->tmp, Ten *, nc + 1);
   Ten **nxt = ARENA_ARRAY(in->tmp, Ten *, nc + 1);
@@ -307,7 +321,8 @@ static bool run_scan(Interp *in, const IrNode *n, Ten *const *x, Ten *y) {
     }
     for (int i = 0; ok && i < nc; i++)
       memcpy(nxt[i]->d, rets[i]->d, sizeof(double) * (size_t)cur[i]->n);
-    for (int i = nc; ok && i < n->nres; i++) put_at(&y[i], eaxis, t, rets[i]->d);
+    for (int i = nc; ok && i < n->nres; i++)
+      put_at(&y[i], eaxis[i], t, rets[i]->d);
     for (int i = 0; ok && i < nc; i++) {
       Ten *tmp = cur[i];
       cur[i] = nxt[i];

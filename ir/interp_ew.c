@@ -274,6 +274,10 @@ static bool int_apply(Interp *in, const IrNode *n, Ten *const *x, Ten *y) {
 static bool run_ew(Interp *in, const IrNode *n, Ten *const *x, Ten *y) {
   if (n->nargs > 4 || !scalar_fns[n->op])
     return interp_fail(in, "%s: not elementwise", ir_op_info[n->op].name);
+  for (int j = 0; j < n->nargs; j++)
+    if (!interp_bcast_ok(&x[j]->type, &y->type))
+      return interp_fail(in, "%s: operand %d does not broadcast to the result",
+                         ir_op_info[n->op].name, j);
   if (ir_dtype_is_int(y->type.dtype) && is_int_arith(n->op))
     return int_apply(in, n, x, y);
   SParams p;
@@ -370,6 +374,9 @@ bool interp_run_reduce(Interp *in, const IrNode *n, Ten *const *xs, Ten *y) {
   const Ten *x = xs[0];
   int64_t ost[IR_MAX_RANK], count;
   if (!reduce_map(in, n, &x->type, ost, &count)) return false;
+  if (y->n * count != x->n)
+    return interp_fail(in, "%s: result type disagrees with axes",
+                       ir_op_info[n->op].name);
   IrOp op = n->op;
   double init = op == IR_OP_MAX || op == IR_OP_LOGSUMEXP ? -INFINITY
                 : op == IR_OP_MIN ? INFINITY : 0;
@@ -407,6 +414,8 @@ bool interp_run_argmax(Interp *in, const IrNode *n, Ten *const *xs, Ten *y) {
     return false;
   int64_t outer = interp_dims(&x->type, 0, ax), len = x->type.dim[ax];
   int64_t inner = interp_dims(&x->type, ax + 1, x->type.rank);
+  if (y->n != outer * inner || len < 1)
+    return interp_fail(in, "argmax: result type disagrees");
   for (int64_t o = 0; o < outer; o++)
     for (int64_t i = 0; i < inner; i++) {
       int64_t best = 0;

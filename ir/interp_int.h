@@ -48,6 +48,8 @@ void interp_strides(const IrType *t, int64_t *st);
 /* Strides of `in` seen through NumPy broadcasting to `out` (out->rank
 ** entries, 0 on broadcast dimensions). */
 void interp_bcast_strides(const IrType *in, const IrType *out, int64_t *st);
+/* True when `in` broadcasts to exactly `out` (NumPy rules). */
+bool interp_bcast_ok(const IrType *in, const IrType *out);
 /* NumPy broadcast of two shapes (symbols dropped); false if incompatible. */
 bool interp_bcast_shape(const IrType *a, const IrType *b, IrType *out);
 /* Offset, under strides st, of the element with row-major index i of out. */

@@ -52,7 +52,7 @@ static bool binary_at(Interp *in, const IrNode *n, const Ten *lab, int64_t i,
 }
 
 static bool is_binary(const Ten *x, const Ten *lab) {
-  return x->type.rank == lab->type.rank;
+  return x->type.rank == lab->type.rank && x->n == lab->n;
 }
 
 /* log sum exp of row[0..C), stable. */

@@ -82,6 +82,8 @@ bool interp_run_softmax(Interp *in, const IrNode *n, Ten *const *xs, Ten *y) {
   int ax;
   if (!interp_axis(in, n, ir_attr_int(&n->attrs, "axis", -1), x->type.rank, &ax))
     return false;
+  if (y->n != x->n)
+    return interp_fail(in, "%s: result type disagrees", ir_op_info[n->op].name);
   interp_softmax_fwd(y->d, x->d, interp_dims(&x->type, 0, ax), x->type.dim[ax],
                      interp_dims(&x->type, ax + 1, x->type.rank),
                      n->op == IR_OP_LOG_SOFTMAX);
@@ -120,10 +122,11 @@ bool interp_run_attention(Interp *in, const IrNode *n, Ten *const *x, Ten *y) {
   IrType kb = batch_of(&k->type, 2), vb = batch_of(&v->type, 2), st = y->type;
   int64_t nb = ir_type_numel(&yb), sq[IR_MAX_RANK], sk[IR_MAX_RANK],
           sv[IR_MAX_RANK], sm[IR_MAX_RANK];
-  if (y->n != nb * Tq * Dv || qb.rank > yb.rank || kb.rank > yb.rank ||
-      vb.rank > yb.rank)
-    return interp_fail(in, "attention: result type disagrees");
   st.dim[st.rank - 1] = Tk; /* the scores: [batch..., Tq, Tk] */
+  if (y->n != nb * Tq * Dv || y->type.dim[y->type.rank - 2] != Tq ||
+      !interp_bcast_ok(&qb, &yb) || !interp_bcast_ok(&kb, &yb) ||
+      !interp_bcast_ok(&vb, &yb) || (mask && !interp_bcast_ok(&mask->type, &st)))
+    return interp_fail(in, "attention: operands do not broadcast to the result");
   interp_bcast_strides(&qb, &yb, sq);
   interp_bcast_strides(&kb, &yb, sk);
   interp_bcast_strides(&vb, &yb, sv);

@@ -64,8 +64,9 @@ bool interp_run_transpose(Interp *in, const IrNode *n, Ten *const *xs, Ten *y) {
     int p = (int)perm[k];
     if (a && !interp_axis(in, n, a->ints[k], r, &p)) return false;
     st[k] = xst[p];
+    if (y->type.rank != r || y->type.dim[k] != x->type.dim[p])
+      return interp_fail(in, "transpose: result type disagrees with perm");
   }
-  if (y->type.rank != r) return interp_fail(in, "transpose: rank differs");
   for (int64_t i = 0; i < y->n; i++)
     y->d[i] = x->d[interp_bcast_off(i, &y->type, st)];
   return true;
@@ -74,9 +75,9 @@ bool interp_run_transpose(Interp *in, const IrNode *n, Ten *const *xs, Ten *y) {
 /* broadcast: NumPy broadcast of x to the result shape. */
 bool interp_run_broadcast(Interp *in, const IrNode *n, Ten *const *x, Ten *y) {
   int64_t st[IR_MAX_RANK];
-  if (x[0]->type.rank > y->type.rank)
-    return interp_fail(in, "broadcast: rank %d to rank %d", x[0]->type.rank,
-                       y->type.rank);
+  if (!interp_bcast_ok(&x[0]->type, &y->type))
+    return interp_fail(in, "broadcast: operand does not broadcast to the "
+                       "result");
   interp_bcast_strides(&x[0]->type, &y->type, st);
   for (int64_t i = 0; i < y->n; i++)
     y->d[i] = x[0]->d[interp_bcast_off(i, &y->type, st)];

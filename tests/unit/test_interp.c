@@ -233,6 +233,14 @@ static void test_interp_binary_broadcast(void **state) {
     double w = c[i / 4] ? x[i % 4] : z;
     assert_close(&y[i], &w, 1, 0, "where");
   }
+  /* size-1 dimensions: [17,1] * [1,1,3] -> [1,17,3] */
+  double c17[17], c3[3] = {2, -1, 0.5};
+  for (int i = 0; i < 17; i++) c17[i] = i - 8;
+  In o1[2] = {{T2(DT_F32, 17, 1), c17}, {T3(DT_F32, 1, 1, 3), c3}};
+  double *m1 = op1(fx, IR_OP_MUL, 2, o1, NULL, T3(DT_F32, 1, 17, 3), false, NULL);
+  for (int i = 0; i < 51; i++) assert_true(m1[i] == c17[i / 3] * c3[i % 3]);
+  In o2[2] = {{T1(DT_F32, 1), c3}, {T1(DT_F32, 1), c17}};
+  assert_true(op1(fx, IR_OP_SUB, 2, o2, NULL, T1(DT_F32, 1), false, NULL)[0] == 10);
   double p[2] = {0, 1}, q[2] = {0, 1};
   In l2[2] = {{T2(DT_BOOL, 2, 1), p}, {T2(DT_BOOL, 1, 2), q}};
   double wa[4] = {0, 0, 0, 1}, wo[4] = {0, 1, 1, 1};
@@ -586,6 +594,43 @@ static void test_interp_label_errors(void **state) {
   In bi[2] = {{T1(DT_F32, 2), bx}, {T1(DT_I32, 2), by}};
   assert_null(op1(fx, IR_OP_ACCURACY, 2, bi, NULL, T0(DT_F32), false, &err));
   assert_string_equal(err, "accuracy: label 2 is not 0 or 1 at index 1");
+}
+
+/* IR whose result types disagree with the operands is an error, not an
+** out-of-bounds access. */
+static void test_interp_type_disagreement(void **state) {
+  Fx *fx = *state;
+  double x[17] = {0};
+  const char *err = NULL;
+  In a4[2] = {{T1(DT_F32, 4), x}, {T1(DT_F32, 4), x}};
+  assert_null(op1(fx, IR_OP_ADD, 2, a4, NULL, T1(DT_F32, 3), false, &err));
+  assert_string_equal(err, "add: operand 0 does not broadcast to the result");
+  IrAttrs pa = {0};
+  ir_attr_set_ints(fx->m, &pa, "perm", 2, (int64_t[]){1, 0});
+  In t23 = {T2(DT_F32, 2, 3), x};
+  assert_null(op1(fx, IR_OP_TRANSPOSE, 1, &t23, &pa, T2(DT_F32, 2, 3), false, &err));
+  assert_null(op1(fx, IR_OP_SUM, 1, &t23, NULL, T1(DT_F32, 2), false, &err));
+  assert_null(op1(fx, IR_OP_RESHAPE, 1, &t23, NULL, T1(DT_F32, 5), false, &err));
+  assert_null(op1(fx, IR_OP_MATMUL, 2, (In[]){t23, t23}, NULL, T2(DT_F32, 2, 3),
+                  false, &err));
+  /* a scan whose stacked result is shorter than the sequence */
+  Fn g = fn_new(fx);
+  IrValue *h = fn_arg(fx, &g, T0(DT_F32)), *xs = fn_arg(fx, &g, T1(DT_F32, 3));
+  IrType res[2] = {T0(DT_F32), T1(DT_F32, 2)};
+  SrcLoc loc = {0};
+  IrNode *sn = ir_node_new(fx->m, g.b, IR_OP_SCAN, 2, (IrValue *[]){h, xs}, 2,
+                           res, loc);
+  ir_attr_set_int(fx->m, &sn->attrs, "ncarry", 1);
+  ir_attr_set_ints(fx->m, &sn->attrs, "axes", 1, (int64_t[]){0});
+  sn->body = ir_block_new(fx->m, g.f);
+  sn->body->owner = sn;
+  IrValue *bh = ir_block_add_arg(fx->m, sn->body, T0(DT_F32), NULL);
+  IrValue *bx = ir_block_add_arg(fx->m, sn->body, T0(DT_F32), NULL);
+  ir_block_set_rets(fx->m, sn->body, 2, (IrValue *[]){bx, bh});
+  IrTensor ins[2] = {host(fx, T0(DT_F32), x, false), host(fx, T1(DT_F32, 3), x, false)};
+  IrTensor outs[2];
+  assert_false(fn_run(fx, &g, 2, sn->res, ins, outs, false, &err));
+  assert_string_equal(err, "scan: result 1 has 2 positions along axis 0, not 3");
 }
 
 /* ----------------------------------------------------------------- scan */
@@ -998,6 +1043,7 @@ int main(void) {
       T(test_interp_slice),
       T(test_interp_one_hot_gather),
       T(test_interp_label_errors),
+      T(test_interp_type_disagreement),
       T(test_interp_scan_linear),
       T(test_interp_scan_reverse),
       T(test_interp_scan_lstm),
