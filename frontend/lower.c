@@ -514,17 +514,28 @@ static Value *lower_ident(Lower *L, AstNode *e) {
   return sema_poison(L->S);
 }
 
-/* scan (h = init, ...; xt in x along 1) { body } */
-static Value *lower_scan(Lower *L, AstNode *e) {
+/* The pieces of one scan being built. */
+typedef struct ScanB {
+  AstNode *e;
+  int nc, ns;
+  Value **ops;      /* carry inits, then sequences */
+  int64_t *axes;    /* one per sequence, normalised */
+  int64_t len;      /* common length of the sequences */
+  int lensym;
+  IrBlock *body;
+  Scope *scope;     /* the body's scope (carries are bound here) */
+  ScanCtx sc;
+  int nr;
+  IrValue **rets;
+  IrType *rt;
+} ScanB;
+
+/* Carry inits and sequences; false after reporting errors. */
+static bool scan_operands(Lower *L, ScanB *sb) {
   Sema *S = L->S;
-  IrModule *m = L->m;
-  if (!L->blk) return poison_err(L, e->loc, "scan in a compile-time context");
-  int nc = e->list.n, ns = e->list2.n;
-  if (ns == 0) return poison_err(L, e->loc, "scan needs at least one sequence");
-  Value **ops = ARENA_ARRAY(S->a, Value *, nc + ns);
-  int64_t *axes = ARENA_ARRAY(S->a, int64_t, ns);
-  bool bad = false;
-  for (int i = 0; i < nc; i++) {
+  AstNode *e = sb->e;
+  bool ok = true;
+  for (int i = 0; i < sb->nc; i++) {
     AstNode *c = e->list.v[i];
     Value *v = sema_expr(L, c->a);
     if (sema_is_num(v)) v = sema_as_tensor(L, v, DT_F32, c->a->loc);
@@ -533,146 +544,187 @@ static Value *lower_scan(Lower *L, AstNode *e) {
                  c->name, sema_kind_name(v));
       v = sema_poison(S);
     }
-    bad |= v->k == V_POISON;
-    ops[i] = v;
+    ok &= v->k != V_POISON;
+    sb->ops[i] = v;
   }
-  int64_t len = -1;
-  int lensym = IR_NO_SYM;
-  for (int i = 0; i < ns; i++) {
+  sb->len = -1;
+  for (int i = 0; i < sb->ns; i++) {
     AstNode *q = e->list2.v[i];
     Value *v = sema_expr(L, q->a);
     Value *ax = q->b ? sema_expr(L, q->b) : sema_int(S, 0);
-    ops[nc + i] = v;
+    sb->ops[sb->nc + i] = v;
     if (v->k == V_POISON || ax->k == V_POISON) {
-      bad = true;
+      ok = false;
       continue;
     }
     if (v->k != V_TENSOR || ax->k != V_INT) {
       diag_error(S->d, v->k != V_TENSOR ? q->a->loc : q->b->loc,
                  v->k != V_TENSOR ? "a scan sequence must be a tensor"
                                   : "a scan axis must be a compile-time int");
-      bad = true;
+      ok = false;
       continue;
     }
+    const IrType *t = &v->t->type;
     int a;
-    if (!ir_axis(ax->i, v->t->type.rank, &a)) {
-      diag_error(S->d, q->b ? q->b->loc : q->loc,
-                 "axis %" PRId64 " out of range for %s", ax->i,
-                 sema_type_str(L, &v->t->type));
-      bad = true;
+    if (!ir_axis(ax->i, t->rank, &a)) {
+      diag_error(S->d, q->b ? q->b->loc : q->loc, "axis %" PRId64 " out of "
+                 "range for %s", ax->i, sema_type_str(L, t));
+      ok = false;
       continue;
     }
-    axes[i] = a;
-    if (len >= 0 && v->t->type.dim[a] != len) {
+    sb->axes[i] = a;
+    if (sb->len >= 0 && t->dim[a] != sb->len) {
       diag_error(S->d, q->a->loc, "scan sequences differ in length: %" PRId64
-                 " vs %" PRId64, v->t->type.dim[a], len);
-      bad = true;
+                 " vs %" PRId64, t->dim[a], sb->len);
+      ok = false;
     }
-    len = v->t->type.dim[a];
-    lensym = v->t->type.sym[a];
+    sb->len = t->dim[a];
+    sb->lensym = t->sym[a];
   }
-  if (bad) return sema_poison(S);
+  return ok;
+}
 
-  IrBlock *body = ir_block_new(m, L->fn);
-  Scope *saved_scope = sema_scope_push(L, false);
-  Scope *sc_scope = L->scope;
-  sc_scope->scan_top = true;
-  for (int i = 0; i < nc; i++) {
+/* The body block: carries and slices as arguments, statements lowered. */
+static void scan_body(Lower *L, ScanB *sb) {
+  Sema *S = L->S;
+  AstNode *e = sb->e;
+  sb->body = ir_block_new(L->m, L->fn);
+  sema_scope_push(L, false);
+  sb->scope = L->scope;
+  sb->scope->scan_top = true;
+  for (int i = 0; i < sb->nc; i++) {
     AstNode *c = e->list.v[i];
-    IrValue *a = ir_block_add_arg(m, body, ops[i]->t->type, c->name);
+    IrValue *a = ir_block_add_arg(L->m, sb->body, sb->ops[i]->t->type, c->name);
     sema_bind(L, c->name, sema_tensor(S, a), c->name_loc);
   }
-  for (int i = 0; i < ns; i++) {
+  for (int i = 0; i < sb->ns; i++) {
     AstNode *q = e->list2.v[i];
-    IrType t = ops[nc + i]->t->type;
-    for (int k = (int)axes[i]; k + 1 < t.rank; k++) {
+    IrType t = sb->ops[sb->nc + i]->t->type;
+    for (int k = (int)sb->axes[i]; k + 1 < t.rank; k++) {
       t.dim[k] = t.dim[k + 1];
       t.sym[k] = t.sym[k + 1];
     }
     t.rank--;
-    IrValue *a = ir_block_add_arg(m, body, t, q->name);
+    IrValue *a = ir_block_add_arg(L->m, sb->body, t, q->name);
     sema_bind(L, q->name, sema_tensor(S, a), q->name_loc);
   }
   IrBlock *saved_blk = L->blk;
-  ScanCtx sc = {0};
-  sc.parent = L->scan;
-  L->scan = &sc;
-  L->blk = body;
+  sb->sc.parent = L->scan;
+  L->scan = &sb->sc;
+  L->blk = sb->body;
   lower_block(L, e->body);
   L->blk = saved_blk;
-  L->scan = sc.parent;
+  L->scan = sb->sc.parent;
+}
 
-  int nr = nc + sc.nemit;
-  IrValue **rets = ARENA_ARRAY(S->a, IrValue *, nr ? nr : 1);
-  IrType *rt = ARENA_ARRAY(S->a, IrType, nr ? nr : 1);
-  for (int i = 0; i < nc; i++) {
-    AstNode *c = e->list.v[i];
+/* The new carries (same types as before) as the body's first returns. */
+static bool scan_carries(Lower *L, ScanB *sb) {
+  Sema *S = L->S;
+  bool ok = true;
+  for (int i = 0; i < sb->nc; i++) {
+    AstNode *c = sb->e->list.v[i];
+    const IrType *before = &sb->ops[i]->t->type;
     Value *v = NULL;
-    for (Binding *b = sc_scope->b; b; b = b->next)
+    for (Binding *b = sb->scope->b; b && !v; b = b->next)
       if (!strcmp(b->name, c->name)) v = b->v;
-    if (v && v->k == V_POISON) bad = true;
-    if (!v || v->k == V_POISON) continue;
-    if (sema_is_num(v)) {
-      L->blk = body;
-      v = sema_as_tensor(L, v, ops[i]->t->type.dtype, c->loc);
-      L->blk = saved_blk;
+    if (!v || v->k == V_POISON) {
+      ok = false;
+      continue;
     }
-    if (v->k != V_TENSOR || !sema_types_same(&v->t->type, &ops[i]->t->type)) {
+    if (sema_is_num(v)) {
+      IrBlock *saved = L->blk;
+      L->blk = sb->body;
+      v = sema_as_tensor(L, v, before->dtype, c->loc);
+      L->blk = saved;
+    }
+    if (v->k != V_TENSOR || !sema_types_same(&v->t->type, before)) {
       diag_error(S->d, c->loc, "carry '%s' changes type: %s before, %s after",
-                 c->name, sema_type_str(L, &ops[i]->t->type),
+                 c->name, sema_type_str(L, before),
                  v->k == V_TENSOR ? sema_type_str(L, &v->t->type)
                                   : sema_kind_name(v));
-      bad = true;
+      ok = false;
       continue;
     }
-    rets[i] = v->t;
-    rt[i] = ops[i]->t->type;
+    sb->rets[i] = v->t;
+    sb->rt[i] = *before;
   }
-  for (int i = 0; i < sc.nemit; i++) {
-    Value *v = sc.emitted[i];
+  return ok;
+}
+
+/* Emitted values, stacked along the scan axis in the results. */
+static bool scan_emits(Lower *L, ScanB *sb) {
+  Sema *S = L->S;
+  bool ok = true;
+  for (int i = 0; i < sb->sc.nemit; i++) {
+    Value *v = sb->sc.emitted[i];
+    SrcLoc at = sb->sc.emit_nodes[i]->loc;
     if (v->k == V_POISON) {
-      bad = true;
+      ok = false;
       continue;
     }
-    if (v->k != V_TENSOR) {
-      diag_error(S->d, sc.emit_nodes[i]->loc, "emit needs a tensor, got %s",
-                 sema_kind_name(v));
-      bad = true;
+    if (v->k != V_TENSOR || v->t->type.rank >= IR_MAX_RANK) {
+      diag_error(S->d, at, "emit needs a tensor of rank < %d, got %s",
+                 IR_MAX_RANK, v->k == V_TENSOR ? sema_type_str(L, &v->t->type)
+                                               : sema_kind_name(v));
+      ok = false;
       continue;
     }
     IrType t = v->t->type;
-    if (t.rank >= IR_MAX_RANK) {
-      diag_error(S->d, sc.emit_nodes[i]->loc, "emitted value has too high rank");
-      bad = true;
-      continue;
-    }
-    int at = (int)axes[0] < t.rank ? (int)axes[0] : t.rank;
-    for (int k = t.rank; k > at; k--) {
+    int at_axis = (int)sb->axes[0] < t.rank ? (int)sb->axes[0] : t.rank;
+    for (int k = t.rank; k > at_axis; k--) {
       t.dim[k] = t.dim[k - 1];
       t.sym[k] = t.sym[k - 1];
     }
-    t.dim[at] = len;
-    t.sym[at] = (int16_t)lensym;
+    t.dim[at_axis] = sb->len;
+    t.sym[at_axis] = (int16_t)sb->lensym;
     t.rank++;
-    rets[nc + i] = v->t;
-    rt[nc + i] = t;
+    sb->rets[sb->nc + i] = v->t;
+    sb->rt[sb->nc + i] = t;
   }
+  return ok;
+}
+
+/* scan [reverse] (h = init, ...; xt in x along 1) { body }: one IR scan
+** node; its value is the stacked emitted values (a tuple when several),
+** or the final carries when nothing is emitted. */
+static Value *lower_scan(Lower *L, AstNode *e) {
+  Sema *S = L->S;
+  IrModule *m = L->m;
+  if (!L->blk) return poison_err(L, e->loc, "scan in a compile-time context");
+  ScanB sb;
+  memset(&sb, 0, sizeof sb);
+  sb.e = e;
+  sb.nc = e->list.n;
+  sb.ns = e->list2.n;
+  if (sb.ns == 0)
+    return poison_err(L, e->loc, "scan needs at least one sequence");
+  sb.ops = ARENA_ARRAY(S->a, Value *, sb.nc + sb.ns);
+  sb.axes = ARENA_ARRAY(S->a, int64_t, sb.ns);
+  if (!scan_operands(L, &sb)) return sema_poison(S);
+  Scope *saved_scope = L->scope;
+  scan_body(L, &sb);
+  sb.nr = sb.nc + sb.sc.nemit;
+  sb.rets = ARENA_ARRAY(S->a, IrValue *, sb.nr ? sb.nr : 1);
+  sb.rt = ARENA_ARRAY(S->a, IrType, sb.nr ? sb.nr : 1);
+  bool ok = scan_carries(L, &sb);
+  ok &= scan_emits(L, &sb);
   sema_scope_pop(L, saved_scope);
-  if (bad) return sema_poison(S);
-  ir_block_set_rets(m, body, nr, rets);
-  IrValue **args = ARENA_ARRAY(S->a, IrValue *, nc + ns);
-  for (int i = 0; i < nc + ns; i++) args[i] = ops[i]->t;
-  IrNode *node = ir_node_new(m, L->blk, IR_OP_SCAN, nc + ns, args, nr, rt,
-                             e->loc);
-  node->body = body;
-  body->owner = node;
-  ir_attr_set_int(m, &node->attrs, "ncarry", nc);
-  ir_attr_set_ints(m, &node->attrs, "axes", ns, axes);
+  if (!ok) return sema_poison(S);
+  ir_block_set_rets(m, sb.body, sb.nr, sb.rets);
+  IrValue **args = ARENA_ARRAY(S->a, IrValue *, sb.nc + sb.ns);
+  for (int i = 0; i < sb.nc + sb.ns; i++) args[i] = sb.ops[i]->t;
+  IrNode *node = ir_node_new(m, L->blk, IR_OP_SCAN, sb.nc + sb.ns, args,
+                             sb.nr, sb.rt, e->loc);
+  node->body = sb.body;
+  sb.body->owner = node;
+  ir_attr_set_int(m, &node->attrs, "ncarry", sb.nc);
+  ir_attr_set_ints(m, &node->attrs, "axes", sb.ns, sb.axes);
   if (e->ival) ir_attr_set_bool(m, &node->attrs, "reverse", true);
-  int first = sc.nemit ? nc : 0, cnt = sc.nemit ? sc.nemit : nc;
+  int first = sb.sc.nemit ? sb.nc : 0, cnt = sb.sc.nemit ? sb.sc.nemit : sb.nc;
   if (cnt == 1) return sema_tensor(S, node->res[first]);
   Value *l = sema_list(S, cnt, true);
-  for (int i = 0; i < cnt; i++) l->elems[i] = sema_tensor(S, node->res[first + i]);
+  for (int i = 0; i < cnt; i++)
+    l->elems[i] = sema_tensor(S, node->res[first + i]);
   return l;
 }
 

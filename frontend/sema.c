@@ -331,6 +331,57 @@ static bool unify_dim(Lower *L, AstNode *e, int64_t size, int sym,
   return false;
 }
 
+/* A compile-time kind (int float bool str) against a value. */
+static bool unify_kind(Lower *L, AstNode *type, Value *v, const char *what,
+                       SrcLoc at) {
+  Sema *S = L->S;
+  const char *k = type->name;
+  bool ok = (!strcmp(k, "int") && v->k == V_INT) ||
+            (!strcmp(k, "float") && sema_is_num(v)) ||
+            (!strcmp(k, "bool") && v->k == V_BOOL) ||
+            (!strcmp(k, "str") && v->k == V_STR);
+  if (strcmp(k, "int") && strcmp(k, "float") && strcmp(k, "bool") &&
+      strcmp(k, "str")) {
+    diag_error(S->d, type->loc, "unknown type '%s'", k);
+    return false;
+  }
+  if (!ok) {
+    diag_error(S->d, at, "%s must be %s, got %s", what, k,
+               v->k == V_TENSOR ? sema_type_str(L, &v->t->type)
+                                : sema_kind_name(v));
+    return false;
+  }
+  return true;
+}
+
+/* Bind `...` to the lead dimensions of t from index ell, or check them
+** against an earlier binding. */
+static bool unify_ellipsis(Lower *L, AstNode *node, const IrType *t, int ell,
+                           int lead, const char *what, SrcLoc at) {
+  Sema *S = L->S;
+  Binding *b = sema_lookup_local(L, "...", NULL);
+  if (!b) {
+    Value *lv = sema_list(S, lead, true);
+    for (int i = 0; i < lead; i++) {
+      lv->elems[i] = sema_int(S, t->dim[ell + i]);
+      lv->elems[i]->sym = t->sym[ell + i];
+    }
+    sema_bind(L, "...", lv, node->loc);
+  } else {
+    Value *lv = b->v;
+    bool same = lv->n == lead;
+    for (int i = 0; same && i < lead; i++)
+      same = lv->elems[i]->i == t->dim[ell + i];
+    if (!same) {
+      diag_error(S->d, at, "%s has type %s whose leading dimensions "
+                 "('...') differ from those of an earlier argument", what,
+                 sema_type_str(L, t));
+      return false;
+    }
+  }
+  return true;
+}
+
 /* Unify a declared type with a value.  what: "argument 'x' of 'linear'";
 ** argname: how a later conflict names the binder ("argument 'x'"). */
 static bool unify_type(Lower *L, AstNode *type, Value *v, const char *what,
@@ -351,29 +402,8 @@ static bool unify_type(Lower *L, AstNode *type, Value *v, const char *what,
   if (type->kind != AST_TYPE) return true;
   DType dt;
   bool is_dtype = ir_dtype_parse(type->name, &dt);
-  const char *k = type->name;
-  if (!type->is_tensor && (!is_dtype || !strcmp(k, "bool"))) {
-    bool ok = (!strcmp(k, "int") && v->k == V_INT) ||
-              (!strcmp(k, "float") && sema_is_num(v)) ||
-              (!strcmp(k, "bool") && v->k == V_BOOL) ||
-              (!strcmp(k, "str") && v->k == V_STR);
-    if (strcmp(k, "int") && strcmp(k, "float") && strcmp(k, "bool") &&
-        strcmp(k, "str")) {
-      diag_error(S->d, type->loc, "unknown type '%s'", k);
-      return false;
-    }
-    if (!ok) {
-      diag_error(S->d, at, "%s must be %s, got %s", what, k,
-                 v->k == V_TENSOR ? sema_type_str(L, &v->t->type)
-                                  : sema_kind_name(v));
-      return false;
-    }
-    if (!strcmp(k, "float") && v->k == V_INT) {
-      v->k = V_FLOAT;
-      v->f = (double)v->i;
-    }
-    return true;
-  }
+  if (!type->is_tensor && (!is_dtype || !strcmp(type->name, "bool")))
+    return unify_kind(L, type, v, what, at);
   if (v->k != V_TENSOR) {
     diag_error(S->d, at, "%s must be a tensor %s, got %s", what,
                src_text(L, type->loc), sema_kind_name(v));
@@ -405,28 +435,8 @@ static bool unify_type(Lower *L, AstNode *type, Value *v, const char *what,
     return false;
   }
   int lead = ell >= 0 ? t->rank - nd : 0;
-  if (ell >= 0) {
-    Binding *b = sema_lookup_local(L, "...", NULL);
-    if (!b) {
-      Value *lv = sema_list(S, lead, true);
-      for (int i = 0; i < lead; i++) {
-        lv->elems[i] = sema_int(S, t->dim[ell + i]);
-        lv->elems[i]->sym = t->sym[ell + i];
-      }
-      sema_bind(L, "...", lv, type->list.v[ell]->loc);
-    } else {
-      Value *lv = b->v;
-      bool same = lv->n == lead;
-      for (int i = 0; same && i < lead; i++)
-        same = lv->elems[i]->i == t->dim[ell + i];
-      if (!same) {
-        diag_error(S->d, at, "%s has type %s whose leading dimensions "
-                   "('...') differ from those of an earlier argument", what,
-                   sema_type_str(L, t));
-        return false;
-      }
-    }
-  }
+  if (ell >= 0 && !unify_ellipsis(L, type->list.v[ell], t, ell, lead, what, at))
+    return false;
   int ai = 0;
   for (int i = 0; i < type->list.n; i++) {
     AstNode *e = type->list.v[i];
@@ -457,6 +467,9 @@ bool sema_unify_arg(Lower *L, AstNode *arg, Value *actual, AstNode *actual_node,
       actual = sema_const_tensor(L, sema_num(actual), dt, at);
   }
   if (!unify_type(L, arg->type, actual, what, argname, at)) return false;
+  if (arg->type && arg->type->kind == AST_TYPE && !arg->type->is_tensor &&
+      !strcmp(arg->type->name, "float") && actual->k == V_INT)
+    actual = sema_float(L->S, (double)actual->i); /* never alter a shared value */
   sema_bind(L, arg->name, actual, arg->name_loc);
   return true;
 }
