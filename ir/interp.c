@@ -378,7 +378,8 @@ void ir_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2],
 **   u       = (philox4x32_10(counter, key)[i % 4] >> 8) * 2^-24
 ** so u takes 2^24 equally spaced values in [0, 1), all exact in f32, and
 ** depends on nothing else (not on the shape, the thread count or the
-** order of evaluation). */
+** order of evaluation).  An f16 (bf16) rand keeps the top 11 (8) of those
+** 24 bits, floor(u * 2^11) / 2^11, so that rounding never reaches 1. */
 double ir_interp_uniform(uint64_t seed, uint64_t stream, uint64_t step,
                          uint64_t i) {
   uint64_t blk = i / 4;
@@ -392,8 +393,14 @@ double ir_interp_uniform(uint64_t seed, uint64_t stream, uint64_t step,
 
 bool interp_run_rand(Interp *in, const IrNode *n, Ten *const *x, Ten *y) {
   uint64_t s = (uint64_t)ir_attr_int(&n->attrs, "seed", 0);
-  for (int64_t i = 0; i < y->n; i++)
-    y->d[i] = ir_interp_uniform(in->o->seed, s, in->o->step, (uint64_t)i);
+  DType t = y->type.dtype;
+  double bits = t == DT_F16 ? 0x1p11 : t == DT_BF16 ? 0x1p8 : 0x1p24;
+  if (!ir_dtype_is_float(t))
+    return interp_fail(in, "rand: result must be a float type");
+  for (int64_t i = 0; i < y->n; i++) {
+    double u = ir_interp_uniform(in->o->seed, s, in->o->step, (uint64_t)i);
+    y->d[i] = floor(u * bits) / bits;
+  }
   return true;
 }
 
@@ -676,6 +683,11 @@ bool ir_interp(const IrModule *m, const IrFunc *f, const IrTensor *inputs,
   map_init(in.scratch, in.map, 256);
   in.symval = ARENA_ARRAY(in.scratch, int64_t, m->nsyms + 1);
   for (int s = 0; s < m->nsyms; s++) in.symval[s] = -1;
+  if ((f->body->nargs > 0 && !inputs) || (f->body->nrets > 0 && !outs)) {
+    arena_free(in.scratch);
+    if (err) *err = "ir_interp: no input or output array";
+    return false;
+  }
   Ten **args = ARENA_ARRAY(in.scratch, Ten *, f->body->nargs + 1);
   Ten **rets = ARENA_ARRAY(in.scratch, Ten *, f->body->nrets + 1);
   bool ok = bind_inputs(&in, f, inputs, globals, args) &&

@@ -963,6 +963,17 @@ static void test_interp_rand(void **state) {
     assert_true(f[i] == a[i]);
     assert_true(f[i] == ir_interp_uniform(42, 7, 3, (uint64_t)i));
   }
+  /* f16 keeps 11 bits: never rounds up to 1 */
+  Fn g = fn_new(fx);
+  IrValue *r = node(fx, &g, IR_OP_RAND, 0, NULL, NULL, T1(DT_F16, 4096));
+  IrTensor ho;
+  fn_run(fx, &g, 1, &r, NULL, &ho, false, NULL);
+  double *h = vals(fx, &ho, false), hmax = 0;
+  for (int i = 0; i < 4096; i++) {
+    assert_true(h[i] >= 0 && h[i] < 1 && h[i] * 2048 == floor(h[i] * 2048));
+    hmax = fmax(hmax, h[i]);
+  }
+  assert_true(hmax > 0.99);
   /* the documented mapping: element 5 is word 1 of block 1 */
   uint32_t ctr[4] = {1, 0, 3, 0}, key[2] = {42, 7}, out[4];
   ir_philox4x32_10(ctr, key, out);
