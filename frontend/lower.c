@@ -376,6 +376,7 @@ static Value *instantiate(Lower *L, Def *def, AstNode *call, Value **vals) {
     }
   }
   Value *ret = sema_poison(S);
+  int errs = S->d->nerrors;
   if (ok) {
     lower_block(L, decl->body);
     ret = fr.ret ? fr.ret : sema_none(S);
@@ -383,6 +384,9 @@ static Value *instantiate(Lower *L, Def *def, AstNode *call, Value **vals) {
         !sema_check_return(L, decl->type, ret,
                            fr.ret_loc.file ? fr.ret_loc : call->loc))
       ret = sema_poison(S);
+    /* say which instantiation failed (layers are checked per call) */
+    if (S->d->nerrors > errs && !fr.err_at_call)
+      diag_note(S->d, call->loc, "in this call of '%s'", decl->name);
   }
   if (saved_frame && !is_layer) saved_frame->counts = fr.counts;
   L->frame = saved_frame;
@@ -874,6 +878,7 @@ static void lower_global(Lower *L, AstNode *s) {
       diag_error(S->d, here, "%s '%s' is made twice (name the calls apart "
                  "with 'as NAME')", what, gname);
       diag_note(S->d, first->file ? *first : g->loc, "first made here");
+      L->frame->err_at_call = true;
       sema_bind(L, s->name, sema_poison(S), nl);
       return;
     }

@@ -101,6 +101,7 @@ typedef struct Frame {
   SrcLoc ret_loc;       /* the returned expression */
   SrcLoc call_loc;      /* the call that instantiated the body */
   bool returned;
+  bool err_at_call;     /* an error was reported at call_loc itself */
   const char *path;     /* parameter scope prefix ("" at the model root) */
   Vec counts;           /* call counters of layers in this scope: pairs
                            (name, (intptr_t)count) */
