@@ -315,6 +315,23 @@ static bool match_args(Lower *L, AstNode *decl, AstNode *call, Value **vals,
   return ok;
 }
 
+/* "in this call of 'f'" after an error in f's body: at most 4 per error,
+** and one for a run of recursive calls at the same place. */
+static void call_note(Lower *L, AstNode *call, AstNode *decl) {
+  Diag *d = L->S->d;
+  if (L->chain_errs != d->nerrors) {
+    L->chain_errs = d->nerrors;
+    L->chain_n = 0;
+    L->chain_last = (SrcLoc){0};
+  }
+  if (L->chain_n >= 4 || (L->chain_last.file == call->loc.file &&
+                          L->chain_last.offset == call->loc.offset))
+    return;
+  L->chain_n++;
+  L->chain_last = call->loc;
+  diag_note(d, call->loc, "in this call of '%s'", decl->name);
+}
+
 static Value *instantiate(Lower *L, Def *def, AstNode *call, Value **vals) {
   Sema *S = L->S;
   AstNode *decl = def->node;
@@ -385,8 +402,7 @@ static Value *instantiate(Lower *L, Def *def, AstNode *call, Value **vals) {
                            fr.ret_loc.file ? fr.ret_loc : call->loc))
       ret = sema_poison(S);
     /* say which instantiation failed (layers are checked per call) */
-    if (S->d->nerrors > errs && !fr.err_at_call)
-      diag_note(S->d, call->loc, "in this call of '%s'", decl->name);
+    if (S->d->nerrors > errs && !fr.err_at_call) call_note(L, call, decl);
   }
   if (saved_frame && !is_layer) saved_frame->counts = fr.counts;
   L->frame = saved_frame;

@@ -132,6 +132,9 @@ typedef struct Lower {
   int rand_count;
   Vec made_globals;   /* pairs (IrGlobal*, SrcLoc* of the making call) */
   Vec updates;        /* pairs (IrGlobal*, Value*) */
+  int chain_errs;     /* nerrors when the last "in this call" note was made */
+  int chain_n;        /* such notes for that error */
+  SrcLoc chain_last;
 } Lower;
 
 /* ---- sema.c: values ---- */
