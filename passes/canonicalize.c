@@ -309,9 +309,35 @@ static uint64_t mix(uint64_t h, uint64_t x) {
   return h;
 }
 
-/* Hash over the op, operand pointers, attribute names and result types.
-** Only the bucket depends on pointers: the first equal node in program
-** order always wins, so the output does not depend on addresses. */
+static uint64_t str_hash(uint64_t h, const char *s) {
+  for (; s && *s; s++) h = h * 1099511628211ull ^ (unsigned char)*s;
+  return h;
+}
+
+/* Hash of one attribute: its name and, for numbers, its value. */
+static uint64_t attr_hash(uint64_t h, const IrAttr *a) {
+  h = mix(str_hash(h, a->name), (uint64_t)a->kind);
+  switch (a->kind) {
+  case ATTR_INT: case ATTR_BOOL: case ATTR_DTYPE:
+    return mix(h, (uint64_t)a->i);
+  case ATTR_FLOAT: {
+    uint64_t bits;
+    memcpy(&bits, &a->f, sizeof bits);
+    return mix(h, bits);
+  }
+  case ATTR_INTS:
+    for (int i = 0; i < a->n; i++) h = mix(h, (uint64_t)a->ints[i]);
+    return h;
+  case ATTR_STR: case ATTR_SYM: case ATTR_FUNC: case ATTR_CALL:
+    return str_hash(h, a->s);
+  default:
+    return mix(h, (uint64_t)a->n);
+  }
+}
+
+/* Hash over the op, operand pointers, attributes and result types.  Only
+** the bucket depends on pointers: the first equal node in program order
+** always wins, so the output does not depend on addresses. */
 static uint64_t node_hash(const IrNode *n) {
   uint64_t h = mix(0, (uint64_t)n->op);
   for (int i = 0; i < n->nargs; i++) h = mix(h, (uint64_t)(uintptr_t)n->args[i]);
@@ -320,7 +346,8 @@ static uint64_t node_hash(const IrNode *n) {
     h = mix(h, (uint64_t)t->dtype * 31 + (uint64_t)t->rank);
     for (int d = 0; d < t->rank; d++) h = mix(h, (uint64_t)t->dim[d]);
   }
-  return mix(h, (uint64_t)n->attrs.n);
+  for (int i = 0; i < n->attrs.n; i++) h = attr_hash(h, &n->attrs.v[i]);
+  return h;
 }
 
 static bool attr_eq(const IrAttr *a, const IrAttr *b);
@@ -482,11 +509,12 @@ static void canon_func(Canon *c) {
     rewrite_block(c, c->f->body);
 
     CseTable t = {0};
-    t.nbucket = 256;
+    int nvalues = number_block(c->f->body, 0);
+    for (t.nbucket = 64; t.nbucket < 2 * (uint64_t)nvalues;) t.nbucket *= 2;
     t.bucket = ARENA_ARRAY(c->scratch, CseEntry *, t.nbucket);
     cse_block(c, &t, c->f->body);
 
-    int nvalues = number_block(c->f->body, 0);
+    nvalues = number_block(c->f->body, 0);
     int *uses = ARENA_ARRAY(c->scratch, int, nvalues + 1);
     count_block(c->f->body, uses, 1);
     dce_block(c, c->f->body, uses);
