@@ -634,6 +634,7 @@ static Ten *load_tensor(Interp *in, const IrTensor *t) {
   v->d = interp_alloc(in, v->n);
   for (int64_t i = 0; i < v->n; i++)
     v->d[i] = load_elem(t->type.dtype, in->o->f64, t->data, i);
+  round_ten(in, v); /* an f16 input holding an f32 value is rounded */
   return v;
 }
 

@@ -308,6 +308,11 @@ static void test_interp_round_formats(void **state) {
   In in[2] = {{T1(DT_BF16, 2), a}, {T1(DT_BF16, 2), b}};
   assert_close(op1(fx, IR_OP_ADD, 2, in, NULL, T1(DT_BF16, 2), false, NULL), w,
                2, 0, "bf16 add");
+  /* an unrounded bf16 input is rounded when loaded */
+  double ua[1] = {1 + 3 * 0x1p-9}, uo[1] = {1}, uw[1] = {0x1p-7};
+  In un[2] = {{T1(DT_BF16, 1), ua}, {T1(DT_BF16, 1), uo}};
+  assert_close(op1(fx, IR_OP_SUB, 2, un, NULL, T1(DT_BF16, 1), false, NULL), uw,
+               1, 0, "bf16 input rounded");
   double w64[2] = {1.00390625, 1.01171875};
   assert_close(op1(fx, IR_OP_ADD, 2, in, NULL, T1(DT_BF16, 2), true, NULL),
                w64, 2, 0, "bf16 add in f64 mode");
