@@ -335,6 +335,10 @@ static int check_chunk(Arena *a, const char *name, const char *text) {
   PassOpts po = {.verify = true};
   PassCtx cx = {.scratch = scratch, .diag = d, .opt = &po};
   assert_true(pass_run_pipeline(m1, "canonicalize", &cx));
+  /* The result is a fixed point: a second run changes nothing. */
+  char *once = print(a, m1);
+  assert_true(pass_run_pipeline(m1, "canonicalize", &cx));
+  assert_string_equal(once, print(a, m1));
   diag_free(d);
   arena_free(scratch);
   int n = 0;
