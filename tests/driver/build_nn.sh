@@ -62,6 +62,11 @@ expect 0 "" check "$tmp/m.nnir"
 # --print-loc points back at the source.
 expect 0 "loc(" build "$tmp/m.nn" --emit=ir -D B=2 --print-loc
 
+# -x nn reads a file whatever its name; -o - is stdout.
+cp "$tmp/m.nn" "$tmp/m.txt"
+expect 0 "module @m" build -x nn "$tmp/m.txt" --emit=ir -D B=2 -o -
+expect 1 "" build -x ir "$tmp/m.nn" --emit=ir
+
 # -I: imports from another folder.
 expect 1 "mylib" check "$tmp/imp.nn" -D B=2
 expect 0 "" check "$tmp/imp.nn" -D B=2 -I "$tmp/lib"
