@@ -26,7 +26,7 @@
 **   f16/bf16 are never folded.
 **
 **   algebraic simplification, when T is the same as the type of %x:
-**     add %x, 0 | add 0, %x | sub %x, 0   ->  %x
+**     add %x, 0 | add 0, %x | sub %x, 0   ->  %x   (-0.0 + 0 gives -0.0)
 **     mul %x, 1 | mul 1, %x | div %x, 1 | pow %x, 1  ->  %x
 **     where <constant c>, %x, %y          ->  %x (c != 0) or %y (c == 0)
 **     neg (neg %x)                        ->  %x
