@@ -85,6 +85,8 @@ static IrModule *fx_compile_d(Fx *fx, const char *text, const char **defs,
   o.defines = defs;
   o.ndefines = ndefs;
   fx->m = frontend_compile(fx->d, fx->path, &o);
+  /* what the frontend produces must satisfy the IR's invariants */
+  if (fx->m && !ir_verify(fx->m, stderr)) fail_msg("ir_verify failed");
   return fx->m;
 }
 
