@@ -157,6 +157,21 @@ Value *sema_const_value(Sema *S, Def *def) {
                def->name);
     v = sema_poison(S);
   }
+  AstNode *ty = def->node->type;
+  if (ty && ty->kind == AST_TYPE && v->k != V_POISON) {
+    const char *k = ty->name;
+    bool ok = (!strcmp(k, "int") && v->k == V_INT) ||
+              (!strcmp(k, "float") && sema_is_num(v)) ||
+              (!strcmp(k, "bool") && v->k == V_BOOL) ||
+              (!strcmp(k, "str") && v->k == V_STR);
+    if (!ok) {
+      diag_error(S->d, def->node->a->loc, "constant '%s' is declared %s but "
+                 "its value is %s", def->name, k, sema_kind_name(v));
+      v = sema_poison(S);
+    } else if (!strcmp(k, "float") && v->k == V_INT) {
+      v = sema_float(S, (double)v->i);
+    }
+  }
   def->cval = v;
   def->state = 2;
   return v;
