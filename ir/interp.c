@@ -289,7 +289,7 @@ static bool run_scan(Interp *in, const IrNode *n, Ten *const *x, Ten *y) {
   int nc = (int)ir_attr_int(&n->attrs, "ncarry", 0);
   int *axis = ARENA_ARRAY(in->tmp, int, n->nargs + 1);
   int *eaxis = ARENA_ARRAY(in->tmp, int, n->nres + 1);
-  int64_t steps;
+  int64_t steps = 0;
   if (!scan_setup(in, n, x, y, nc, axis, eaxis, &steps)) return false;
   bool rev = ir_attr_bool(&n->attrs, "reverse", false);
   Ten **cur = ARENA_ARRAY(in->tmp, Ten *, nc + 1);
