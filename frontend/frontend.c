@@ -6,6 +6,7 @@
 ** it to lower.c.
 */
 #include <dirent.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -59,9 +60,8 @@ typedef struct Loader {
 static void load_file(Loader *ld, const char *path, SrcLoc from);
 
 static bool seen_before(Loader *ld, const char *path) {
-  char *rp = realpath(path, NULL);
-  const char *key = rp ? arena_strdup(ld->S->a, rp) : path;
-  free(rp);
+  char buf[PATH_MAX];
+  const char *key = realpath(path, buf) ? arena_strdup(ld->S->a, buf) : path;
   for (int i = 0; i < ld->seen.len; i++)
     if (!strcmp(ld->seen.data[i], key)) return true;
   vec_push(ld->S->a, &ld->seen, (void *)key);
