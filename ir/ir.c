@@ -83,23 +83,31 @@ bool ir_type_eq(const IrType *a, const IrType *b) {
   return a->dtype == b->dtype && ir_shape_eq(a, b);
 }
 
+/* The name of dimension i of t when it prints as a symbol, else NULL. */
+static const char *dim_sym(const IrModule *m, const IrType *t, int i) {
+  int s = t->sym[i];
+  return m && s >= 0 && s < m->nsyms && m->syms[s].name ? m->syms[s].name : NULL;
+}
+
 char *ir_type_str(Arena *a, const IrModule *m, const IrType *t) {
-  char buf[32 + IR_MAX_RANK * 64];
-  size_t n = 0;
-  n += (size_t)snprintf(buf + n, sizeof buf - n, "%s[", ir_dtype_name(t->dtype));
-  for (int i = 0; i < t->rank && i < IR_MAX_RANK; i++) {
-    const char *sep = i ? "," : "";
-    int s = t->sym[i];
-    if (m && s >= 0 && s < m->nsyms)
-      n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%.60s", sep,
-                            m->syms[s].name);
-    else
-      n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%lld", sep,
-                            (long long)t->dim[i]);
-    if (n >= sizeof buf) n = sizeof buf - 1;
+  int rank = t->rank < 0 ? 0 : t->rank > IR_MAX_RANK ? IR_MAX_RANK : t->rank;
+  size_t len = strlen(ir_dtype_name(t->dtype)) + 2;
+  for (int i = 0; i < rank; i++) {
+    const char *s = dim_sym(m, t, i);
+    len += 1 + (s ? strlen(s) : 21);
   }
-  snprintf(buf + n, sizeof buf - n, "]");
-  return arena_strdup(a, buf);
+  char *out = arena_alloc(a, len + 1, 1);
+  size_t n = (size_t)snprintf(out, len + 1, "%s[", ir_dtype_name(t->dtype));
+  for (int i = 0; i < rank; i++) {
+    const char *s = dim_sym(m, t, i), *sep = i ? "," : "";
+    if (s)
+      n += (size_t)snprintf(out + n, len + 1 - n, "%s%s", sep, s);
+    else
+      n += (size_t)snprintf(out + n, len + 1 - n, "%s%lld", sep,
+                            (long long)t->dim[i]);
+  }
+  snprintf(out + n, len + 1 - n, "]");
+  return out;
 }
 
 /* ------------------------------------------------------------------- ops */

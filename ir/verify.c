@@ -256,14 +256,18 @@ static const char *type_problem(V *v, const IrType *t) {
 }
 
 static void check_type(V *v, const IrNode *n, int id, const IrType *t,
-                       const char *what) {
+                       const char *kind, int k) {
   const char *p = type_problem(v, t);
-  if (*p) problem(v, n, id, "%s: %s", what, p);
+  if (*p) problem(v, n, id, "%s %d: %s", kind, k, p);
 }
 
-/* Is operand value x usable here? */
+/* Is value x usable here?  It is operand k of n (or, with n NULL or
+** ret set, returned value k of the block). */
 static void check_use(V *v, const IrNode *n, int id, const IrValue *x,
-                      const char *what) {
+                      const char *kind, int k) {
+  if (x && x->kind == IRV_GLOBAL && set_has(&v->globals, x)) return;
+  if (x && x->kind != IRV_GLOBAL && set_has(&v->defined, x)) return;
+  const char *what = arena_printf(v->a, "%s %d", kind, k);
   if (!x) {
     problem(v, n, id, "%s is NULL", what);
   } else if (x->kind == IRV_GLOBAL) {
@@ -317,7 +321,7 @@ static void check_node(V *v, const IrBlock *b, const IrNode *n, int id) {
     problem(v, n, id, "%d operands, the op takes %d to %d", n->nargs,
             info->min_args, info->max_args);
   for (int i = 0; i < n->nargs; i++)
-    check_use(v, n, id, n->args[i], arena_printf(v->a, "operand %d", i));
+    check_use(v, n, id, n->args[i], "operand", i);
   for (int i = 0; i < n->attrs.n; i++)
     if (!n->attrs.v[i].name) problem(v, n, id, "attribute %d has no name", i);
   for (int i = 0; i < n->nres; i++) {
@@ -326,7 +330,7 @@ static void check_node(V *v, const IrBlock *b, const IrNode *n, int id) {
       problem(v, n, id, "result %d does not point back at its node", i);
       return;
     }
-    check_type(v, n, id, &r->type, arena_printf(v->a, "result %d", i));
+    check_type(v, n, id, &r->type, "result", i);
   }
   if (info->flags & OPF_REGION) {
     if (!n->body) {
@@ -353,7 +357,7 @@ static void check_block(V *v, const IrBlock *b, const IrNode *owner, int oid) {
       problem(v, owner, oid, "block argument %d does not point back at its block", i);
       continue;
     }
-    check_type(v, owner, oid, &x->type, arena_printf(v->a, "block argument %d", i));
+    check_type(v, owner, oid, &x->type, "block argument", i);
     set_add(v->a, &v->defined, x, 1);
   }
   const IrNode *prev = NULL;
@@ -370,7 +374,7 @@ static void check_block(V *v, const IrBlock *b, const IrNode *owner, int oid) {
     problem(v, owner, oid, "the block's last node is not the end of its list");
   for (int i = 0; i < b->nrets; i++)
     check_use(v, owner, oid, b->rets[i],
-              arena_printf(v->a, "%s value %d", owner ? "yielded" : "returned", i));
+              owner ? "yielded value" : "returned value", i);
   /* leave the scope */
   for (int i = 0; i < b->nargs; i++)
     if (b->args[i]) set_add(v->a, &v->defined, b->args[i], -1);
