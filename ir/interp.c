@@ -15,7 +15,9 @@
 ** rounds each float result to its dtype (f32; f16 and bf16 to their
 ** precision, round to nearest even), so the run reproduces f32 arithmetic op
 ** by op; integer results are exact (i64 within +-2^53), wrap on overflow,
-** and integer division truncates toward 0; bool is 0/1.  In f64 mode float
+** and integer division truncates toward 0 (division by zero and a negative
+** integer exponent are run-time errors); bool is 0/1.  Float inputs and
+** globals are rounded to their dtype when loaded.  In f64 mode float
 ** results are not rounded (gradient checks).
 **
 ** Storage of host tensors (inputs, globals, outputs; see IrTensor):
@@ -37,8 +39,8 @@
 **     denominator sum(p) + sum(y) is 0.
 **   - f1: macro mean over the classes with 2TP+FP+FN > 0 (the classes
 **     present in the labels or the predictions: scikit-learn's default
-**     label set); 0 when there is none.  Binary: F1 of class 1, 0 when
-**     2TP+FP+FN = 0.
+**     label set with zero_division = 0, and torchmetrics' macro F1); 0 when
+**     there is none.  Binary: F1 of class 1, 0 when 2TP+FP+FN = 0.
 **   - top_k: a label is a hit when fewer than k classes rank before it,
 **     ties broken by the lower class index (so top_k with k = 1 is
 **     accuracy, argmax taking the first maximum).
