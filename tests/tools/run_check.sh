@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Run the `; RUN:` (or `# RUN:`) lines of a test file, QBE/lit style.
 # Substitutions: %s the file, %nnc the compiler, %FileCheck, %root the source
 # tree, %not (inverts the exit status of the command after it).  A file split by lines `; -----` is run once per chunk (MLIR
@@ -22,7 +22,7 @@ for chunk in "$tmp"/chunk*.nnir; do
     cmd=$(printf '%s' "$cmd" | sed -e "s|%nnc|$nnc|g" -e "s|%FileCheck|$fc|g" \
           -e "s|FileCheck|$fc|g" -e "s|%root|$root|g" -e "s|%not|sh $root/tests/tools/not.sh|g" -e "s|%s|$chunk|g")
     echo "RUN: $cmd"
-    if ! sh -c "set -o pipefail 2>/dev/null; $cmd"; then
+    if ! bash -c "set -o pipefail; $cmd"; then
       echo "FAILED: $file ($(basename "$chunk"))"
       exit 1
     fi
