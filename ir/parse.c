@@ -451,9 +451,6 @@ static void parse_value(P *p, IrAttr *a) {
     } else if (!strcmp(t.text, "inf") || !strcmp(t.text, "nan")) {
       a->kind = ATTR_FLOAT;
       a->f = t.text[0] == 'i' ? INFINITY : NAN;
-    } else if (ir_dtype_parse(t.text, &dt)) {
-      a->kind = ATTR_DTYPE;
-      a->i = dt;
     } else if (is_punct(p, '{')) {
       IrAttrs args = {NULL, 0};
       a->kind = ATTR_CALL;
@@ -461,6 +458,9 @@ static void parse_value(P *p, IrAttr *a) {
       parse_attr_dict(p, &args);
       a->args = args.v;
       a->n = args.n;
+    } else if (ir_dtype_parse(t.text, &dt)) {
+      a->kind = ATTR_DTYPE;
+      a->i = dt;
     } else {
       a->kind = ATTR_SYM;
       a->s = t.text;
