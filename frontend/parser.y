@@ -492,6 +492,61 @@ static void yyerror(SrcLoc *loc, Parser *p, void *scanner,
   diag_error(p->diag, *loc, "%s", msg);
 }
 
+/* Trees deeper than this are refused: the consumers of the AST (dump,
+** sema, lowering) recurse, and a generated `a + a + ... + a` of a million
+** terms would overflow the C stack.  Bison's own stack limit (YYMAXDEPTH)
+** bounds only right-nested text, not left-associative chains. */
+enum { MAX_DEPTH = 1000 };
+
+typedef struct DepthItem {
+  const AstNode *n;
+  int depth;
+} DepthItem;
+
+/* The first node of decl nested deeper than MAX_DEPTH, or NULL.  Iterative,
+** with an explicit stack in the arena. */
+static const AstNode *too_deep(Parser *p, const AstNode *decl) {
+  int cap = 256, n = 0;
+  DepthItem *st = ARENA_ARRAY(p->prog->arena, DepthItem, cap);
+  st[n++] = (DepthItem){decl, 1};
+  while (n > 0) {
+    DepthItem it = st[--n];
+    if (it.depth > MAX_DEPTH) return it.n;
+    const AstNode *x = it.n;
+    int nkids = 4 + x->list.n + x->list2.n;
+    if (n + nkids > cap) {
+      int ncap = 2 * (n + nkids);
+      DepthItem *v = ARENA_ARRAY(p->prog->arena, DepthItem, ncap);
+      memcpy(v, st, sizeof *st * (size_t)n);
+      st = v;
+      cap = ncap;
+    }
+    const AstNode *kids[] = {x->a, x->b, x->type, x->body};
+    for (int i = 0; i < 4; i++)
+      if (kids[i]) st[n++] = (DepthItem){kids[i], it.depth + 1};
+    for (int i = 0; i < x->list.n; i++)
+      st[n++] = (DepthItem){x->list.v[i], it.depth + 1};
+    for (int i = 0; i < x->list2.n; i++)
+      st[n++] = (DepthItem){x->list2.v[i], it.depth + 1};
+  }
+  return NULL;
+}
+
+/* Report and drop the declarations that are nested too deeply. */
+static void drop_deep_decls(Parser *p) {
+  AstList *l = &p->prog->decls;
+  int k = 0;
+  for (int i = 0; i < l->n; i++) {
+    const AstNode *bad = too_deep(p, l->v[i]);
+    if (bad)
+      diag_error(p->diag, bad->loc, "expression is nested too deeply "
+                 "(more than %d levels)", MAX_DEPTH);
+    else
+      l->v[k++] = l->v[i];
+  }
+  l->n = k;
+}
+
 AstProgram *ast_parse(Diag *d, const char *file, const char *text,
                       size_t len) {
   Arena *a = arena_new();
@@ -505,5 +560,6 @@ AstProgram *ast_parse(Diag *d, const char *file, const char *text,
   lex_begin(&p);
   yyparse(&p, p.scanner);
   lex_end(&p);
+  drop_deep_decls(&p);
   return prog;
 }

@@ -313,6 +313,15 @@ static void test_lexer_invalid_characters(void **state) {
                               "      |     ^\n");
 }
 
+static void test_lexer_byte_order_mark(void **state) {
+  /* skipped at the start of the file, an error anywhere else */
+  Lexed *r = lex(state, "\xef\xbb\xbfx\n\xef\xbb\xbfy");
+  TOKS(r, TOK_IDENT, TOK_NEWLINE, TOK_IDENT, TOK_YYEOF);
+  assert_int_equal(r->loc[0].col, 4);
+  assert_int_equal(r->nerrors, 1);
+  assert_non_null(strstr(r->err, "t.nn:2:1: error: invalid character"));
+}
+
 static void test_lexer_stops_after_too_many_errors(void **state) {
   Lexed *r = lex(state, "$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$ a b c");
   /* 20 errors, the "too many" line, then end of file at once */
@@ -339,6 +348,7 @@ int main(void) {
       T(test_lexer_newlines_in_brackets),
       T(test_lexer_close_brace_closes_open_parens),
       T(test_lexer_invalid_characters),
+      T(test_lexer_byte_order_mark),
       T(test_lexer_stops_after_too_many_errors),
 #undef T
   };

@@ -746,6 +746,25 @@ static void test_parser_many_list_elements(void **state) {
   for (int i = 0; i < 100; i++) assert_int_num(e->list.v[i], i);
 }
 
+static void test_parser_depth_limit(void **state) {
+  Ctx *c = *state;
+  /* a left-associative chain does not grow bison's stack, so the parser
+  ** bounds the depth of the tree for the recursive consumers */
+  char *ok = arena_strdup(c->a, "const x = a");
+  for (int i = 1; i < 999; i++) ok = arena_printf(c->a, "%s+a", ok);
+  AstProgram *p = parse(state, ok);
+  assert_int_equal(p->decls.n, 1);
+  char *deep = arena_printf(c->a, "const y = 1\n%s+a+a\nconst z = 2\n", ok);
+  p = parse_any(state, deep);
+  assert_int_equal(c->d->nerrors, 1);
+  assert_non_null(strstr(errors(state),
+                         "error: expression is nested too deeply (more than "
+                         "1000 levels)\n"));
+  assert_int_equal(p->decls.n, 2); /* the deep declaration is dropped */
+  assert_string_equal(p->decls.v[0]->name, "y");
+  assert_string_equal(p->decls.v[1]->name, "z");
+}
+
 /* ---------------------------------------------------------------- dump */
 
 static void test_parser_dump(void **state) {
@@ -852,6 +871,7 @@ int main(void) {
       T(test_parser_error_cap),
       T(test_parser_empty_and_blank_input),
       T(test_parser_many_list_elements),
+      T(test_parser_depth_limit),
       T(test_parser_dump),
       T(test_parser_dump_numbers),
       T(test_parser_kind_and_op_names),
