@@ -607,6 +607,7 @@ static IrValue *parse_operand(P *p) {
 /* ------------------------------------------------------------------ nodes */
 
 static void parse_block_body(P *p, IrBlock *b, const char *term);
+static void parse_params(P *p, IrBlock *b);
 
 /* Check a non-region node against ir_infer. */
 static void check_node(P *p, IrNode *n, const Tok *optok, const Tok *argtok) {
@@ -646,18 +647,7 @@ static void parse_region(P *p, IrNode *n) {
   n->body = b;
   int mark = p->nent;
   expect(p, '^');
-  expect(p, '(');
-  if (!is_punct(p, ')')) {
-    do {
-      Tok t = p->tok;
-      if (t.kind != TK_VALUE || t.i >= 0) ERR(p, "expected an argument name");
-      next(p);
-      expect(p, ':');
-      IrValue *v = ir_block_add_arg(p->m, b, parse_type(p), t.text);
-      define(p, &t, t.text, v, NULL);
-    } while (accept(p, ','));
-  }
-  expect(p, ')');
+  parse_params(p, b);
   expect(p, ':');
   parse_block_body(p, b, "yield");
   expect(p, '}');
@@ -665,31 +655,60 @@ static void parse_region(P *p, IrNode *n) {
   p->depth--;
 }
 
-/* node := %N[:K] '=' OP [operand {',' operand}] [attrdict] ':' type
-**         {',' type} [loc] [region] */
-static void parse_node(P *p, IrBlock *b) {
-  Tok rt = p->tok;
+/* operands := [operand {',' operand}]; their tokens go to *toks. */
+static Vec parse_operands(P *p, Tok **toks) {
+  Vec args = {NULL, 0, 0}, tv = {NULL, 0, 0};
+  if (p->tok.kind == TK_VALUE || p->tok.kind == TK_GLOBAL) {
+    do {
+      vec_push(p->tmp, &tv, arena_memdup(p->tmp, &p->tok, sizeof(Tok)));
+      vec_push(p->tmp, &args, parse_operand(p));
+    } while (accept(p, ','));
+  }
+  *toks = ARENA_ARRAY(p->tmp, Tok, args.len + 1);
+  for (int i = 0; i < args.len; i++) (*toks)[i] = *(Tok *)tv.data[i];
+  return args;
+}
+
+/* Operand count within the op table's bounds (the wording of ir_infer). */
+static void check_arity(P *p, const Tok *optok, IrOp op, int n) {
+  const IrOpInfo *in = &ir_op_info[op];
+  if (n >= in->min_args && (in->max_args < 0 || n <= in->max_args)) return;
+  const char *s = in->min_args == 1 ? "" : "s";
+  if (in->max_args < 0)
+    error_at(p, optok->line, optok->col, "%s: expected at least %d operand%s, got %d",
+             in->name, in->min_args, s, n);
+  if (in->min_args == in->max_args)
+    error_at(p, optok->line, optok->col, "%s: expected %d operand%s, got %d",
+             in->name, in->min_args, s, n);
+  error_at(p, optok->line, optok->col, "%s: expected %d to %d operands, got %d",
+           in->name, in->min_args, in->max_args, n);
+}
+
+/* %N[:K] '=' -- returns K */
+static int parse_result_head(P *p, Tok *rt) {
+  *rt = p->tok;
   next(p);
   int64_t nres = 1;
-  if (rt.i >= 0) error_at(p, rt.line, rt.col, "expected a result name");
+  if (rt->i >= 0) error_at(p, rt->line, rt->col, "expected a result name");
   if (accept(p, ':')) {
     nres = expect_int(p, "a result count");
     if (nres < 1 || nres > 4096) ERR(p, "invalid result count %lld", (long long)nres);
   }
   expect(p, '=');
-  Tok optok = p->tok;
+  return (int)nres;
+}
+
+/* node := %N[:K] '=' OP [operand {',' operand}] [attrdict] ':' type
+**         {',' type} [loc] [region] */
+static void parse_node(P *p, IrBlock *b) {
+  Tok rt, optok, *argtoks;
+  int nres = parse_result_head(p, &rt);
   IrOp op;
+  optok = p->tok;
   const char *opname = expect_ident(p, "an op name");
   if (!ir_op_lookup(opname, &op))
     error_at(p, optok.line, optok.col, "unknown op '%s'", opname);
-  Vec args = {NULL, 0, 0}, argtoks = {NULL, 0, 0};
-  if (p->tok.kind == TK_VALUE || p->tok.kind == TK_GLOBAL) {
-    do {
-      Tok *t = arena_memdup(p->tmp, &p->tok, sizeof(Tok));
-      vec_push(p->tmp, &argtoks, t);
-      vec_push(p->tmp, &args, parse_operand(p));
-    } while (accept(p, ','));
-  }
+  Vec args = parse_operands(p, &argtoks);
   IrAttrs attrs = {NULL, 0};
   if (is_punct(p, '{')) parse_attr_dict(p, &attrs);
   expect(p, ':');
@@ -698,36 +717,23 @@ static void parse_node(P *p, IrBlock *b) {
     if (i) expect(p, ',');
     types[i] = parse_type(p);
   }
-  if (is_punct(p, ','))
-    ERR(p, "more result types than the %lld results", (long long)nres);
+  if (is_punct(p, ',')) ERR(p, "more result types than the %d results", nres);
   SrcLoc loc = {NULL, 0, 0, 0, 0};
   if (is_kw(p, "loc")) loc = parse_loc(p);
-  const IrOpInfo *info = &ir_op_info[op];
-  if (args.len < info->min_args || (info->max_args >= 0 && args.len > info->max_args)) {
-    if (info->max_args < 0)
-      error_at(p, optok.line, optok.col, "%s: expected at least %d operands, got %d",
-               opname, info->min_args, args.len);
-    error_at(p, optok.line, optok.col, "%s: expected %d to %d operands, got %d",
-             opname, info->min_args, info->max_args, args.len);
-  }
-  IrNode *n = ir_node_new(p->m, b, op, args.len, (IrValue **)args.data,
-                          (int)nres, types, loc);
+  check_arity(p, &optok, op, args.len);
+  IrNode *n = ir_node_new(p->m, b, op, args.len, (IrValue **)args.data, nres,
+                          types, loc);
   n->attrs = attrs;
-  Tok *at = ARENA_ARRAY(p->tmp, Tok, args.len + 1);
-  for (int i = 0; i < args.len; i++) at[i] = *(Tok *)argtoks.data[i];
-  if (info->flags & OPF_REGION) {
+  if (ir_op_info[op].flags & OPF_REGION) {
     if (!is_punct(p, '{')) ERR(p, "expected '{' (%s has a body)", opname);
     parse_region(p, n);
     const char *err = ir_scan_check(p->m, n, p->tmp);
     if (err) error_at(p, optok.line, optok.col, "%s: %s", opname, err);
   } else {
     if (is_punct(p, '{')) ERR(p, "%s has no body", opname);
-    check_node(p, n, &optok, at);
+    check_node(p, n, &optok, argtoks);
   }
-  if (nres == 1)
-    define(p, &rt, rt.text, n->res[0], n);
-  else
-    define(p, &rt, rt.text, NULL, n);
+  define(p, &rt, rt.text, nres == 1 ? n->res[0] : NULL, n);
 }
 
 /* stmts := {node} TERM [operand {',' operand}] */
@@ -745,21 +751,8 @@ static void parse_block_body(P *p, IrBlock *b, const char *term) {
 
 /* -------------------------------------------------------------- top level */
 
-/* func := 'func' @NAME '(' [%a ':' type {...}] ')' '->' '(' [NAME ':' type
-**         {...}] ')' '{' stmts 'return' ... '}' */
-static void parse_func(P *p) {
-  next(p);
-  Tok nt = p->tok;
-  const char *name = expect_global(p, "a function name");
-  if (ir_func_find(p->m, name))
-    error_at(p, nt.line, nt.col, "redefinition of function @%s", name);
-  IrFunc *f = ir_func_new(p->m, name);
-  p->func = f;
-  f->body->func = f;
-  p->nent = 0;
-  p->mcap = p->mused = 0;
-  p->mkeys = NULL;
-  p->mval = NULL;
+/* '(' [%a ':' type {',' %b ':' type}] ')' -- the arguments of block b */
+static void parse_params(P *p, IrBlock *b) {
   expect(p, '(');
   if (!is_punct(p, ')')) {
     do {
@@ -767,15 +760,17 @@ static void parse_func(P *p) {
       if (t.kind != TK_VALUE || t.i >= 0) ERR(p, "expected an argument name");
       next(p);
       expect(p, ':');
-      IrValue *v = ir_block_add_arg(p->m, f->body, parse_type(p), t.text);
+      IrValue *v = ir_block_add_arg(p->m, b, parse_type(p), t.text);
       define(p, &t, t.text, v, NULL);
     } while (accept(p, ','));
   }
   expect(p, ')');
-  if (p->tok.kind != TK_ARROW) ERR(p, "expected '->'");
-  next(p);
+}
+
+/* '(' [NAME ':' type {',' NAME ':' type}] ')' -- NAME is an identifier or
+** @state.name; names and types are pushed to *names and *types. */
+static void parse_results(P *p, Vec *names, Vec *types) {
   expect(p, '(');
-  Vec names = {NULL, 0, 0}, types = {NULL, 0, 0};
   if (!is_punct(p, ')')) {
     do {
       const char *rn;
@@ -789,11 +784,31 @@ static void parse_func(P *p) {
       expect(p, ':');
       IrType *t = ARENA_NEW(p->tmp, IrType);
       *t = parse_type(p);
-      vec_push(p->tmp, &names, (void *)rn);
-      vec_push(p->tmp, &types, t);
+      vec_push(p->tmp, names, (void *)rn);
+      vec_push(p->tmp, types, t);
     } while (accept(p, ','));
   }
   expect(p, ')');
+}
+
+/* func := 'func' @NAME params '->' results '{' stmts 'return' ... '}' */
+static void parse_func(P *p) {
+  next(p);
+  Tok nt = p->tok;
+  const char *name = expect_global(p, "a function name");
+  if (ir_func_find(p->m, name))
+    error_at(p, nt.line, nt.col, "redefinition of function @%s", name);
+  IrFunc *f = ir_func_new(p->m, name);
+  p->func = f;
+  p->nent = 0; /* a fresh scope per function */
+  p->mcap = p->mused = 0;
+  p->mkeys = NULL;
+  p->mval = NULL;
+  parse_params(p, f->body);
+  if (p->tok.kind != TK_ARROW) ERR(p, "expected '->'");
+  next(p);
+  Vec names = {NULL, 0, 0}, types = {NULL, 0, 0};
+  parse_results(p, &names, &types);
   expect(p, '{');
   parse_block_body(p, f->body, "return");
   Tok end = p->tok;

@@ -361,7 +361,7 @@ static void test_irtext_errors(void **state) {
   parse_err(a, arena_printf(a, "%s  %%0 = relu %%x {a = 1, a = 2} : f32[4,5]\n", head),
             "t.nnir:2:24: error: duplicate attribute 'a'");
   parse_err(a, arena_printf(a, "%s  %%0 = neg %%x, %%x : f32[4,5]\n", head),
-            "t.nnir:2:8: error: neg: expected 1 to 1 operands, got 2");
+            "t.nnir:2:8: error: neg: expected 1 operand, got 2");
   parse_err(a, "func @f(%x: f32[B]) -> () {\n",
             "t.nnir:1:17: error: unknown dimension symbol 'B'");
   parse_err(a, "dim B = 3\ndim B = 4\n",
