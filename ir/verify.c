@@ -10,7 +10,8 @@
 ** block return is defined before use in the same or an enclosing block (or
 ** is a global of the module); results and block arguments point back at
 ** their node or block; every node's result types agree with ir_infer (scan:
-** with ir_scan_check); function bodies end in returns matching ret_names.
+** with ir_scan_check); attribute lists are sorted with unique names;
+** function bodies end in returns matching ret_names.
 ** One line per problem is written to errs, prefixed with the function and
 ** the node as the printer numbers it ("@forward: %4 = matmul: ...").
 */
@@ -322,8 +323,13 @@ static void check_node(V *v, const IrBlock *b, const IrNode *n, int id) {
             info->min_args, info->max_args);
   for (int i = 0; i < n->nargs; i++)
     check_use(v, n, id, n->args[i], "operand", i);
-  for (int i = 0; i < n->attrs.n; i++)
-    if (!n->attrs.v[i].name) problem(v, n, id, "attribute %d has no name", i);
+  for (int i = 0; i < n->attrs.n; i++) {
+    const char *a = n->attrs.v[i].name, *b = i ? n->attrs.v[i - 1].name : NULL;
+    if (!a)
+      problem(v, n, id, "attribute %d has no name", i);
+    else if (b && strcmp(b, a) >= 0)
+      problem(v, n, id, "attributes are not sorted by name (%s, %s)", b, a);
+  }
   for (int i = 0; i < n->nres; i++) {
     const IrValue *r = n->res[i];
     if (!r || r->kind != IRV_RESULT || r->def != n || r->idx != i) {

@@ -263,6 +263,20 @@ static void test_verify_scan(void **state) {
   ir_module_free(m);
 }
 
+static void test_verify_attrs_sorted(void **state) {
+  IrModule *m = parse(*state);
+  IrAttrs *at = &nth(m, 2)->attrs; /* axes, ncarry */
+  IrAttr tmp = at->v[0];
+  at->v[0] = at->v[1];
+  at->v[1] = tmp;
+  expect_line(*state, m,
+              "verify: @f: %2 = scan: attributes are not sorted by name (ncarry, axes)");
+  at->v[1] = at->v[0];
+  expect_line(*state, m,
+              "verify: @f: %2 = scan: attributes are not sorted by name (ncarry, ncarry)");
+  ir_module_free(m);
+}
+
 static void test_verify_scan_check_direct(void **state) {
   Arena *a = *state;
   IrModule *m = parse(a);
@@ -298,6 +312,7 @@ int main(void) {
       T(test_verify_globals_and_funcs),
       T(test_verify_symbols),
       T(test_verify_scan),
+      T(test_verify_attrs_sorted),
       T(test_verify_scan_check_direct),
 #undef T
   };
