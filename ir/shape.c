@@ -514,6 +514,7 @@ static int infer_concat(Cx *x) {
                     (long long)a->dim[i], (long long)b->dim[i]);
     t.dim[ax] += b->dim[ax];
     t.sym[ax] = IR_NO_SYM;
+    if (t.dim[ax] > DIM_MAX) return fail(x, k, "concatenated size is too large");
   }
   return one(x, t);
 }
