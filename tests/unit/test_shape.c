@@ -254,6 +254,10 @@ static void test_shape_binary(void **state) {
   ok(s, IR_OP_OR, NULL, "bool[2]", 2, "bool[2]", "bool[]");
   bad(s, IR_OP_OR, NULL, NULL, "expected a bool tensor, got f32", 0, 2, "f32[2]",
       "f32[2]");
+  bad(s, IR_OP_AND, NULL, NULL, "expected a bool tensor, got i32", 0, 2, "i32[2]",
+      "i32[2]");
+  bad(s, IR_OP_AND, NULL, NULL, "shapes cannot be broadcast (dimension 0: 2 vs 3)",
+      1, 2, "bool[2]", "bool[3]");
   ok(s, IR_OP_WHERE, NULL, "f32[3,4,5]", 3, "bool[4,1]", "f32[3,1,5]", "f32[5]");
   bad(s, IR_OP_WHERE, NULL, NULL, "expected a bool tensor, got f32", 0, 3,
       "f32[2]", "f32[2]", "f32[2]");
