@@ -283,7 +283,7 @@ bool ir_attr_bool(const IrAttrs *a, const char *name, bool dflt);
 /* The type rule of every op (ir/shape.c): given operand types and
 ** attributes, compute the result types.  Returns the number of results
 ** (>= 1) and fills res[], or returns 0 and sets *err to a message naming
-** the disagreement (e.g. "inner dimensions differ: 784 vs 512"); *bad_arg
+** the disagreement (e.g. "inner dimensions differ (784 vs 512)"); *bad_arg
 ** is set to the index of the operand at fault, or -1.  For OPF_TYPED ops
 ** res[0] holds the requested type on entry.  Shapes are printed
 ** with symbol names when m is non-NULL.  REGION ops (scan) are typed by
