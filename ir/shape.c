@@ -1004,6 +1004,16 @@ static int infer_pair_loss(Cx *x) {
   return one(x, ir_type_scalar(x->a[0].dtype));
 }
 
+/* soft_accuracy: class form logits[...,C] with labels[...], or binary
+** logits[N] with labels[N] (p = sigmoid). */
+static int infer_soft_accuracy(Cx *x) {
+  if (x->a[0].rank == x->a[1].rank) {
+    if (!check_binary_labels(x)) return 0;
+    return one(x, ir_type_scalar(x->a[0].dtype));
+  }
+  return infer_class_loss(x);
+}
+
 static int infer_soft_f1(Cx *x) {
   const IrType *lg = &x->a[0];
   if (lg->rank != 1 && lg->rank != 2)
@@ -1123,7 +1133,7 @@ static const InferFn rules[IR_OP_COUNT] = {
     [IR_OP_MSE] = infer_pair_loss,
     [IR_OP_L1] = infer_pair_loss,
     [IR_OP_HUBER] = infer_pair_loss,
-    [IR_OP_SOFT_ACCURACY] = infer_class_loss,
+    [IR_OP_SOFT_ACCURACY] = infer_soft_accuracy,
     [IR_OP_SOFT_F1] = infer_soft_f1,
     [IR_OP_ACCURACY] = infer_metric,
     [IR_OP_F1] = infer_metric,

@@ -560,6 +560,7 @@ static void test_shape_losses(void **state) {
   bad(s, IR_OP_CROSS_ENTROPY, &ls, NULL,
       "label_smoothing must be in [0, 1), got 1", -1, 2, "f32[4,10]", "i32[4]");
   ok(s, IR_OP_SOFT_ACCURACY, NULL, "f32[]", 2, "f32[B,10]", "i32[B]");
+  ok(s, IR_OP_SOFT_ACCURACY, NULL, "f32[]", 2, "f32[B]", "i32[B]");
   bad(s, IR_OP_SOFT_ACCURACY, NULL, NULL, "expected a floating-point tensor, got i32",
       0, 2, "i32[4,10]", "i32[4]");
   for (int op = IR_OP_BCE_WITH_LOGITS; op <= IR_OP_HUBER; op++) {
