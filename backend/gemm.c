@@ -1,0 +1,649 @@
+/*
+** This file contains the SGEMM generator: C = epi(op(A)·op(B) + beta·C)
+** emitted as LLVM vector IR with the BLIS loop structure (gemm.h).
+**
+**   for jc in N step NC:                     NAME
+**     for pc in K step KC:
+**       pack B[pc:pc+kc, jc:jc+nc] -> Bp      NAME_packb_body, parallel over NR panels
+**       parallel over MR panels of M:         NAME_body
+**         for ic in the thread's rows step MC:
+**           pack A[ic:ic+mc, pc:pc+kc] -> Ap  NAME_packa (zero-padded to MR)
+**           for jr in nc step NR:              (KC×NR panel of Bp stays in L1)
+**             for ir in mc step MR:            (MC×KC block of Ap stays in L2)
+**               C[ir, jr] = Ap·Bp (+beta C)    NAME_ukr, or NAME_edge at the borders
+**
+** Packed layouts: Ap panel p is kc rows of MR floats (Ap[(p*kc + k)*MR + r]),
+** Bp panel q is kc rows of NR floats (Bp[(q*kc + k)*NR + c]); short panels
+** are padded with zeros so the micro-kernel never branches on sizes.  The
+** micro-kernel keeps MR × NR/W accumulators in vector registers, loads NR/W
+** vectors of Bp and broadcasts MR floats of Ap per k (llvm.fmuladd -> FMA).
+** Tiles at the right/bottom border are computed into a stack tile and
+** copied out with scalar code.
+*/
+#include "gemm.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "llvm_util.h"
+
+enum { KUNROLL = 4 };
+
+/* Fields of the context struct shared with the outlined bodies. ORDER CTX */
+enum {
+  CX_A, CX_LDA, CX_B, CX_LDB, CX_C, CX_LDC, CX_BETA, CX_BIAS, CX_LAST,
+  CX_APACK, CX_BPACK, CX_M, CX_JC, CX_NC, CX_PC, CX_KC, CX_COUNT
+};
+
+typedef struct Gen {
+  LLVMModuleRef mod;
+  LLVMContextRef c;
+  LLVMBuilderRef b;
+  const GemmSpec *s;
+  GemmBlocking bk;
+  int w, nv;                /* floats per vector; vectors per row of a tile */
+  LLVMTypeRef f32, i64, ptr, vt, ctx_ty;
+  LLVMValueRef ukr, edge, packa, packb_body, body, par_for;
+} Gen;
+
+/* ---------------------------------------------------------------- blocking */
+
+void cg_gemm_spec_init(GemmSpec *spec, const CgTarget *t, const char *name)
+{
+  memset(spec, 0, sizeof *spec);
+  spec->name = name;
+  spec->vec_floats = t->vec_floats;
+  spec->vec_regs = t->vec_regs;
+}
+
+void cg_gemm_blocking(const GemmSpec *s, GemmBlocking *o)
+{
+  assert(s->vec_floats > 0 && s->vec_regs > 0);
+  int w = s->vec_floats;
+  int l1 = s->l1_bytes ? s->l1_bytes : 48 * 1024;
+  int l2 = s->l2_bytes ? s->l2_bytes : 2 * 1024 * 1024;
+  o->nr = s->nr ? s->nr : 2 * w;
+  int nv = o->nr / w;
+  o->mr = s->mr ? s->mr : (s->vec_regs - nv - 1) / nv;
+  o->kc = s->kc ? s->kc : (l1 / 2) / (o->nr * 4) / 8 * 8;
+  if (o->kc < 16)
+    o->kc = 16;
+  o->mc = s->mc ? s->mc : (l2 / 2) / (o->kc * 4) / o->mr * o->mr;
+  if (o->mc < o->mr)
+    o->mc = o->mr;
+  o->nc = s->nc ? s->nc : 4096 / o->nr * o->nr;
+  assert(o->nr % w == 0 && o->mr > 0 && o->mc % o->mr == 0 && o->nc % o->nr == 0);
+}
+
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+int64_t cg_gemm_work_floats(const GemmSpec *s, int64_t M, int64_t N, int64_t K,
+                            int threads)
+{
+  (void)threads;
+  GemmBlocking bk;
+  cg_gemm_blocking(s, &bk);
+  int64_t kce = K < bk.kc ? K : bk.kc;
+  int64_t ncmax = N < bk.nc ? N : bk.nc;
+  return round_up(round_up(M, bk.mr) * kce, 16) + kce * round_up(ncmax, bk.nr);
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static LLVMValueRef fn_new(Gen *g, const char *suffix, LLVMTypeRef *params, unsigned n,
+                           bool internal)
+{
+  char name[256];
+  snprintf(name, sizeof name, "%s%s", g->s->name, suffix);
+  LLVMTypeRef fty = LLVMFunctionType(ll_void(g->c), params, n, false);
+  LLVMValueRef fn = LLVMAddFunction(g->mod, name, fty);
+  if (internal)
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+  char width[16];
+  snprintf(width, sizeof width, "%d", g->w * 32);
+  ll_add_attr(fn, LLVMAttributeFunctionIndex, "nounwind", NULL);
+  ll_add_attr(fn, LLVMAttributeFunctionIndex, "min-legal-vector-width", width);
+  ll_add_attr(fn, LLVMAttributeFunctionIndex, "prefer-vector-width", width);
+  LLVMPositionBuilderAtEnd(g->b, LLVMAppendBasicBlockInContext(g->c, fn, "b_entry"));
+  return fn;
+}
+
+static LLVMValueRef arg(LLVMValueRef fn, unsigned i, const char *name)
+{
+  LLVMValueRef v = LLVMGetParam(fn, i);
+  LLVMSetValueName2(v, name, strlen(name));
+  return v;
+}
+
+static LLVMValueRef i64c(Gen *g, int64_t v) { return ll_const_i64(g->c, v); }
+
+static LLVMValueRef mul(Gen *g, LLVMValueRef x, LLVMValueRef y)
+{
+  return LLVMBuildNSWMul(g->b, x, y, "");
+}
+static LLVMValueRef add(Gen *g, LLVMValueRef x, LLVMValueRef y)
+{
+  return LLVMBuildNSWAdd(g->b, x, y, "");
+}
+static LLVMValueRef sub(Gen *g, LLVMValueRef x, LLVMValueRef y)
+{
+  return LLVMBuildNSWSub(g->b, x, y, "");
+}
+static LLVMValueRef at(Gen *g, LLVMValueRef p, LLVMValueRef i)
+{
+  return ll_gep_f32(g->b, p, i, "");
+}
+static LLVMValueRef fmuladd(Gen *g, LLVMTypeRef t, LLVMValueRef x, LLVMValueRef y,
+                            LLVMValueRef z)
+{
+  LLVMValueRef a[3] = {x, y, z};
+  return ll_call_intrinsic(g->b, g->mod, "llvm.fmuladd", t, a, 3, "");
+}
+
+/* The epilogue on a value x (vector or scalar) of column(s) at biasp:
+** x + bias (spec->bias), then relu (spec->relu). */
+static LLVMValueRef epilogue(Gen *g, LLVMValueRef x, LLVMValueRef biasp, LLVMTypeRef t)
+{
+  if (g->s->bias)
+    x = LLVMBuildFAdd(g->b, x, ll_load(g->b, t, biasp, 4, "v_bias"), "");
+  if (g->s->relu) {
+    LLVMValueRef zero = LLVMConstNull(t);
+    LLVMValueRef neg = LLVMBuildFCmp(g->b, LLVMRealOLT, x, zero, "");
+    x = LLVMBuildSelect(g->b, neg, zero, x, "v_relu");
+  }
+  return x;
+}
+
+/* ---------------------------------------------------------------- micro-kernel */
+
+/* One k step: acc[r][v] += Ap[k*MR + r] * Bp[k*NR + v*W .. +W]. */
+static void ukr_step(Gen *g, LLVMValueRef ap, LLVMValueRef bp, LLVMValueRef k,
+                     LLVMValueRef *acc)
+{
+  int mr = g->bk.mr, nr = g->bk.nr;
+  LLVMValueRef bk = at(g, bp, mul(g, k, i64c(g, nr)));
+  LLVMValueRef ak = at(g, ap, mul(g, k, i64c(g, mr)));
+  LLVMValueRef bv[8];
+  assert(g->nv <= 8);
+  for (int v = 0; v < g->nv; v++)
+    bv[v] = ll_load(g->b, g->vt, at(g, bk, i64c(g, v * g->w)), 4, "v_b");
+  for (int r = 0; r < mr; r++) {
+    LLVMValueRef a = ll_load(g->b, g->f32, at(g, ak, i64c(g, r)), 4, "v_a");
+    LLVMValueRef as = ll_splat(g->b, a, (unsigned)g->w, "v_as");
+    for (int v = 0; v < g->nv; v++)
+      acc[r * g->nv + v] = fmuladd(g, g->vt, as, bv[v], acc[r * g->nv + v]);
+  }
+}
+
+/* Stores the tile: C[r, v] = epi?(acc + beta·C); returns void. */
+static void ukr_store(Gen *g, LLVMValueRef *acc, LLVMValueRef cp, LLVMValueRef ldc,
+                      LLVMValueRef beta, LLVMValueRef biasp, bool load_c, bool epi)
+{
+  LLVMValueRef vbeta = ll_splat(g->b, beta, (unsigned)g->w, "v_beta");
+  for (int r = 0; r < g->bk.mr; r++) {
+    LLVMValueRef row = at(g, cp, mul(g, i64c(g, r), ldc));
+    for (int v = 0; v < g->nv; v++) {
+      LLVMValueRef p = at(g, row, i64c(g, v * g->w));
+      LLVMValueRef x = acc[r * g->nv + v];
+      if (load_c)
+        x = fmuladd(g, g->vt, vbeta, ll_load(g->b, g->vt, p, 4, "v_c"), x);
+      if (epi)
+        x = epilogue(g, x, at(g, biasp, i64c(g, v * g->w)), g->vt);
+      ll_store(g->b, x, p, 4);
+    }
+  }
+  LLVMBuildRetVoid(g->b);
+}
+
+/* Adds phis for the accumulators to the current block, incoming from pred. */
+static void acc_phis(Gen *g, LLVMValueRef *phi, LLVMValueRef *from, LLVMBasicBlockRef pred)
+{
+  for (int i = 0; i < g->bk.mr * g->nv; i++) {
+    phi[i] = LLVMBuildPhi(g->b, g->vt, "v_acc");
+    LLVMAddIncoming(phi[i], &from[i], &pred, 1);
+  }
+}
+
+/* NAME_ukr(kc, Ap, Bp, C, ldc, beta, bias, last): the full MR×NR tile
+**   C[0:MR, 0:NR] = epi?(Ap[0:MR, 0:kc] · Bp[0:kc, 0:NR] + beta·C)
+** with k unrolled KUNROLL times, then the remainder one at a time. */
+static void gen_ukr(Gen *g)
+{
+  LLVMTypeRef ps[8] = {g->i64, g->ptr, g->ptr, g->ptr, g->i64, g->f32, g->ptr,
+                       ll_i1(g->c)};
+  LLVMValueRef fn = g->ukr = fn_new(g, "_ukr", ps, 8, true);
+  LLVMValueRef kc = arg(fn, 0, "kc"), ap = arg(fn, 1, "ap"), bp = arg(fn, 2, "bp");
+  LLVMValueRef cp = arg(fn, 3, "c"), ldc = arg(fn, 4, "ldc"), beta = arg(fn, 5, "beta");
+  LLVMValueRef biasp = arg(fn, 6, "bias"), last = arg(fn, 7, "last");
+  for (unsigned i = 1; i <= 2; i++)
+    ll_add_attr(fn, i + 1, "noalias", NULL);
+  int na = g->bk.mr * g->nv;
+  LLVMValueRef zero[64], acc[64], ph4[64], ph1[64];
+  assert(na <= 64);
+  for (int i = 0; i < na; i++)
+    zero[i] = LLVMConstNull(g->vt);
+  LLVMBasicBlockRef entry = LLVMGetInsertBlock(g->b);
+  LLVMValueRef kc4 = LLVMBuildAnd(g->b, kc, i64c(g, -KUNROLL), "kc4");
+  LLVMBasicBlockRef h4 = ll_block_new(g->b, "b_head4"), b4 = ll_block_new(g->b, "b_body4");
+  LLVMBasicBlockRef mid = ll_block_new(g->b, "b_mid"), h1 = ll_block_new(g->b, "b_head1");
+  LLVMBasicBlockRef b1 = ll_block_new(g->b, "b_body1"), st = ll_block_new(g->b, "b_store");
+  LLVMBuildBr(g->b, h4);
+  /* unrolled loop */
+  LLVMPositionBuilderAtEnd(g->b, h4);
+  LLVMValueRef k4 = LLVMBuildPhi(g->b, g->i64, "k");
+  LLVMValueRef k0 = i64c(g, 0);
+  LLVMAddIncoming(k4, &k0, &entry, 1);
+  acc_phis(g, ph4, zero, entry);
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, k4, kc4, ""), b4, mid);
+  LLVMPositionBuilderAtEnd(g->b, b4);
+  memcpy(acc, ph4, sizeof(LLVMValueRef) * (size_t)na);
+  for (int u = 0; u < KUNROLL; u++)
+    ukr_step(g, ap, bp, add(g, k4, i64c(g, u)), acc);
+  LLVMValueRef k4n = add(g, k4, i64c(g, KUNROLL));
+  LLVMAddIncoming(k4, &k4n, &b4, 1);
+  for (int i = 0; i < na; i++)
+    LLVMAddIncoming(ph4[i], &acc[i], &b4, 1);
+  LLVMBuildBr(g->b, h4);
+  /* remainder loop */
+  LLVMPositionBuilderAtEnd(g->b, mid);
+  LLVMBuildBr(g->b, h1);
+  LLVMPositionBuilderAtEnd(g->b, h1);
+  LLVMValueRef k1 = LLVMBuildPhi(g->b, g->i64, "k");
+  LLVMAddIncoming(k1, &k4, &mid, 1);
+  acc_phis(g, ph1, ph4, mid);
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, k1, kc, ""), b1, st);
+  LLVMPositionBuilderAtEnd(g->b, b1);
+  memcpy(acc, ph1, sizeof(LLVMValueRef) * (size_t)na);
+  ukr_step(g, ap, bp, k1, acc);
+  LLVMValueRef k1n = add(g, k1, i64c(g, 1));
+  LLVMAddIncoming(k1, &k1n, &b1, 1);
+  for (int i = 0; i < na; i++)
+    LLVMAddIncoming(ph1[i], &acc[i], &b1, 1);
+  LLVMBuildBr(g->b, h1);
+  /* store: four variants, beta == 0 or not, last or not */
+  LLVMPositionBuilderAtEnd(g->b, st);
+  LLVMBasicBlockRef blk[4];
+  for (int i = 0; i < 4; i++)
+    blk[i] = ll_block_new(g->b, "b_st");
+  LLVMBasicBlockRef nb = ll_block_new(g->b, "b_beta0"), yb = ll_block_new(g->b, "b_beta");
+  LLVMValueRef is0 = LLVMBuildFCmp(g->b, LLVMRealOEQ, beta, ll_const_f32(g->c, 0), "");
+  LLVMBuildCondBr(g->b, is0, nb, yb);
+  LLVMPositionBuilderAtEnd(g->b, nb);
+  LLVMBuildCondBr(g->b, last, blk[1], blk[0]);
+  LLVMPositionBuilderAtEnd(g->b, yb);
+  LLVMBuildCondBr(g->b, last, blk[3], blk[2]);
+  for (int i = 0; i < 4; i++) {
+    LLVMPositionBuilderAtEnd(g->b, blk[i]);
+    ukr_store(g, ph1, cp, ldc, beta, biasp, i >= 2, i & 1);
+  }
+}
+
+/* NAME_edge(mr, nr, kc, Ap, Bp, C, ldc, beta, bias, last): a border tile of
+** mr <= MR rows and nr <= NR columns: the micro-kernel writes a stack tile,
+** then scalar code adds beta·C, applies the epilogue and stores. */
+static void gen_edge(Gen *g)
+{
+  LLVMTypeRef ps[10] = {g->i64, g->i64, g->i64, g->ptr, g->ptr, g->ptr,
+                        g->i64, g->f32, g->ptr, ll_i1(g->c)};
+  LLVMValueRef fn = g->edge = fn_new(g, "_edge", ps, 10, true);
+  LLVMValueRef mr = arg(fn, 0, "mr"), nr = arg(fn, 1, "nr"), kc = arg(fn, 2, "kc");
+  LLVMValueRef cp = arg(fn, 5, "c"), ldc = arg(fn, 6, "ldc"), beta = arg(fn, 7, "beta");
+  LLVMValueRef biasp = arg(fn, 8, "bias"), last = arg(fn, 9, "last");
+  int tile_n = g->bk.mr * g->bk.nr;
+  LLVMValueRef tile = LLVMBuildAlloca(g->b, LLVMArrayType(g->f32, (unsigned)tile_n), "tile");
+  LLVMSetAlignment(tile, 64);
+  LLVMValueRef a[8] = {kc, LLVMGetParam(fn, 3), LLVMGetParam(fn, 4), tile,
+                       i64c(g, g->bk.nr), ll_const_f32(g->c, 0),
+                       LLVMConstNull(g->ptr), ll_const_i1(g->c, false)};
+  LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->ukr), g->ukr, a, 8, "");
+  LLVMValueRef is0 = LLVMBuildFCmp(g->b, LLVMRealOEQ, beta, ll_const_f32(g->c, 0), "");
+  LlLoop li, lj;
+  ll_loop_begin(g->b, &li, i64c(g, 0), mr, i64c(g, 1), "i");
+  ll_loop_begin(g->b, &lj, i64c(g, 0), nr, i64c(g, 1), "j");
+  LLVMValueRef x = ll_load(g->b, g->f32,
+                           at(g, tile, add(g, mul(g, li.iv, i64c(g, g->bk.nr)), lj.iv)),
+                           4, "v_t");
+  LLVMValueRef p = at(g, cp, add(g, mul(g, li.iv, ldc), lj.iv));
+  LLVMValueRef y = fmuladd(g, g->f32, beta, ll_load(g->b, g->f32, p, 4, "v_c"), x);
+  x = LLVMBuildSelect(g->b, is0, x, y, "");
+  if (g->s->bias || g->s->relu) {
+    LLVMValueRef e = epilogue(g, x, g->s->bias ? at(g, biasp, lj.iv) : NULL, g->f32);
+    x = LLVMBuildSelect(g->b, last, e, x, "");
+  }
+  ll_store(g->b, x, p, 4);
+  ll_loop_end(g->b, &lj);
+  ll_loop_end(g->b, &li);
+  LLVMBuildRetVoid(g->b);
+}
+
+/* ---------------------------------------------------------------- packing */
+
+/* Element (i, k) of op(A) for A already offset to the block's corner. */
+static LLVMValueRef a_elem(Gen *g, LLVMValueRef a, LLVMValueRef lda, LLVMValueRef i,
+                           LLVMValueRef k)
+{
+  LLVMValueRef idx = g->s->trans_a ? add(g, mul(g, k, lda), i) : add(g, mul(g, i, lda), k);
+  return ll_load(g->b, g->f32, at(g, a, idx), 4, "v_a");
+}
+
+/* Element (k, j) of op(B) for B already offset to the block's corner. */
+static LLVMValueRef b_elem(Gen *g, LLVMValueRef b, LLVMValueRef ldb, LLVMValueRef k,
+                           LLVMValueRef j)
+{
+  LLVMValueRef idx = g->s->trans_b ? add(g, mul(g, j, ldb), k) : add(g, mul(g, k, ldb), j);
+  return ll_load(g->b, g->f32, at(g, b, idx), 4, "v_b");
+}
+
+/* Packs panel p (rows p*MR .. of the mc×kc block) into dst; full panels
+** read straight, the last short one clamps the row and writes zeros. */
+static void packa_panel(Gen *g, LLVMValueRef a, LLVMValueRef lda, LLVMValueRef mc,
+                        LLVMValueRef kc, LLVMValueRef p, LLVMValueRef dst, bool full)
+{
+  int mr = g->bk.mr;
+  LLVMValueRef row0 = mul(g, p, i64c(g, mr));
+  LLVMValueRef d = at(g, dst, mul(g, mul(g, p, kc), i64c(g, mr)));
+  LlLoop lk;
+  ll_loop_begin(g->b, &lk, i64c(g, 0), kc, i64c(g, 1), "k");
+  LLVMValueRef dk = at(g, d, mul(g, lk.iv, i64c(g, mr)));
+  for (int r = 0; r < mr; r++) {
+    LLVMValueRef i = add(g, row0, i64c(g, r)), v;
+    if (full) {
+      v = a_elem(g, a, lda, i, lk.iv);
+    } else {
+      LLVMValueRef in = LLVMBuildICmp(g->b, LLVMIntSLT, i, mc, "");
+      LLVMValueRef ic = ll_smin(g->b, i, sub(g, mc, i64c(g, 1)), "");
+      v = LLVMBuildSelect(g->b, in, a_elem(g, a, lda, ic, lk.iv),
+                          ll_const_f32(g->c, 0), "");
+    }
+    ll_store(g->b, v, at(g, dk, i64c(g, r)), 4);
+  }
+  ll_loop_end(g->b, &lk);
+}
+
+/* NAME_packa(mc, kc, A, lda, dst): the mc×kc block of op(A) at A into
+** ceil(mc/MR) panels of kc×MR floats. */
+static void gen_packa(Gen *g)
+{
+  LLVMTypeRef ps[5] = {g->i64, g->i64, g->ptr, g->i64, g->ptr};
+  LLVMValueRef fn = g->packa = fn_new(g, "_packa", ps, 5, true);
+  LLVMValueRef mc = arg(fn, 0, "mc"), kc = arg(fn, 1, "kc"), a = arg(fn, 2, "a");
+  LLVMValueRef lda = arg(fn, 3, "lda"), dst = arg(fn, 4, "dst");
+  ll_add_attr(fn, 3, "noalias", NULL);
+  ll_add_attr(fn, 5, "noalias", NULL);
+  LLVMValueRef nfull = LLVMBuildSDiv(g->b, mc, i64c(g, g->bk.mr), "nfull");
+  LlLoop lp;
+  ll_loop_begin(g->b, &lp, i64c(g, 0), nfull, i64c(g, 1), "p");
+  packa_panel(g, a, lda, mc, kc, lp.iv, dst, true);
+  ll_loop_end(g->b, &lp);
+  LLVMBasicBlockRef tail = ll_block_new(g->b, "b_tail"), done = ll_block_new(g->b, "b_done");
+  LLVMValueRef rem = LLVMBuildSRem(g->b, mc, i64c(g, g->bk.mr), "");
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, rem, i64c(g, 0), ""), tail, done);
+  LLVMPositionBuilderAtEnd(g->b, tail);
+  packa_panel(g, a, lda, mc, kc, nfull, dst, false);
+  LLVMBuildBr(g->b, done);
+  LLVMPositionBuilderAtEnd(g->b, done);
+  LLVMBuildRetVoid(g->b);
+}
+
+static LLVMValueRef ctx_get(Gen *g, LLVMValueRef cx, int field, const char *name)
+{
+  LLVMValueRef p = LLVMBuildStructGEP2(g->b, g->ctx_ty, cx, (unsigned)field, "");
+  return LLVMBuildLoad2(g->b, LLVMStructGetTypeAtIndex(g->ctx_ty, (unsigned)field), p, name);
+}
+
+static void ctx_set(Gen *g, LLVMValueRef cx, int field, LLVMValueRef v)
+{
+  LLVMBuildStore(g->b, v, LLVMBuildStructGEP2(g->b, g->ctx_ty, cx, (unsigned)field, ""));
+}
+
+/* One packed row of B panel q: NR floats of op(B) row k from column j. */
+static void packb_row(Gen *g, LLVMValueRef b, LLVMValueRef ldb, LLVMValueRef k,
+                      LLVMValueRef j, LLVMValueRef nc, LLVMValueRef dk, bool full)
+{
+  if (full && !g->s->trans_b) {
+    LLVMValueRef src = at(g, b, add(g, mul(g, k, ldb), j));
+    for (int v = 0; v < g->nv; v++) {
+      LLVMValueRef x = ll_load(g->b, g->vt, at(g, src, i64c(g, v * g->w)), 4, "v_b");
+      ll_store(g->b, x, at(g, dk, i64c(g, v * g->w)), 4);
+    }
+    return;
+  }
+  for (int c = 0; c < g->bk.nr; c++) {
+    LLVMValueRef jj = add(g, j, i64c(g, c)), x;
+    if (full) {
+      x = b_elem(g, b, ldb, k, jj);
+    } else {
+      LLVMValueRef in = LLVMBuildICmp(g->b, LLVMIntSLT, jj, nc, "");
+      LLVMValueRef jc = ll_smin(g->b, jj, sub(g, nc, i64c(g, 1)), "");
+      x = LLVMBuildSelect(g->b, in, b_elem(g, b, ldb, k, jc), ll_const_f32(g->c, 0), "");
+    }
+    ll_store(g->b, x, at(g, dk, i64c(g, c)), 4);
+  }
+}
+
+/* NAME_packb_body(begin, end, ctx): packs B panels [begin, end) of the
+** kc×nc block at (pc, jc) into Bpack. */
+static void gen_packb_body(Gen *g)
+{
+  LLVMTypeRef ps[3] = {g->i64, g->i64, g->ptr};
+  LLVMValueRef fn = g->packb_body = fn_new(g, "_packb_body", ps, 3, true);
+  LLVMValueRef begin = arg(fn, 0, "begin"), end = arg(fn, 1, "end"), cx = arg(fn, 2, "ctx");
+  LLVMValueRef b = ctx_get(g, cx, CX_B, "b"), ldb = ctx_get(g, cx, CX_LDB, "ldb");
+  LLVMValueRef bp = ctx_get(g, cx, CX_BPACK, "bpack"), jc = ctx_get(g, cx, CX_JC, "jc");
+  LLVMValueRef pc = ctx_get(g, cx, CX_PC, "pc"), nc = ctx_get(g, cx, CX_NC, "nc");
+  LLVMValueRef kc = ctx_get(g, cx, CX_KC, "kc");
+  LLVMValueRef corner = g->s->trans_b ? add(g, mul(g, jc, ldb), pc)
+                                      : add(g, mul(g, pc, ldb), jc);
+  b = at(g, b, corner);
+  LlLoop lq, lk;
+  ll_loop_begin(g->b, &lq, begin, end, i64c(g, 1), "q");
+  LLVMValueRef j = mul(g, lq.iv, i64c(g, g->bk.nr));
+  LLVMValueRef d = at(g, bp, mul(g, mul(g, lq.iv, kc), i64c(g, g->bk.nr)));
+  LLVMBasicBlockRef fb = ll_block_new(g->b, "b_full"), tb = ll_block_new(g->b, "b_tail");
+  LLVMBasicBlockRef nx = ll_block_new(g->b, "b_next");
+  LLVMValueRef full = LLVMBuildICmp(g->b, LLVMIntSLE, add(g, j, i64c(g, g->bk.nr)), nc, "");
+  LLVMBuildCondBr(g->b, full, fb, tb);
+  for (int f = 1; f >= 0; f--) {
+    LLVMPositionBuilderAtEnd(g->b, f ? fb : tb);
+    ll_loop_begin(g->b, &lk, i64c(g, 0), kc, i64c(g, 1), "k");
+    packb_row(g, b, ldb, lk.iv, j, nc, at(g, d, mul(g, lk.iv, i64c(g, g->bk.nr))), f);
+    ll_loop_end(g->b, &lk);
+    LLVMBuildBr(g->b, nx);
+  }
+  LLVMPositionBuilderAtEnd(g->b, nx);
+  ll_loop_end(g->b, &lq);
+  LLVMBuildRetVoid(g->b);
+}
+
+/* ---------------------------------------------------------------- macro-kernel */
+
+/* The tiles of one packed mc×kc block of A against the packed kc×nc block
+** of B: jr over NR panels (B panel in L1), ir over MR panels. */
+static void macro_kernel(Gen *g, LLVMValueRef cx, LLVMValueRef ablk, LLVMValueRef i0,
+                         LLVMValueRef mc)
+{
+  LLVMValueRef bp = ctx_get(g, cx, CX_BPACK, "bpack"), nc = ctx_get(g, cx, CX_NC, "nc");
+  LLVMValueRef kc = ctx_get(g, cx, CX_KC, "kc"), jc = ctx_get(g, cx, CX_JC, "jc");
+  LLVMValueRef c = ctx_get(g, cx, CX_C, "c"), ldc = ctx_get(g, cx, CX_LDC, "ldc");
+  LLVMValueRef beta = ctx_get(g, cx, CX_BETA, "beta"), last = ctx_get(g, cx, CX_LAST, "last");
+  LLVMValueRef bias = ctx_get(g, cx, CX_BIAS, "bias");
+  LLVMValueRef MR = i64c(g, g->bk.mr), NR = i64c(g, g->bk.nr);
+  LlLoop lj, li;
+  ll_loop_begin(g->b, &lj, i64c(g, 0), nc, NR, "jr");
+  LLVMValueRef nr = ll_smin(g->b, NR, sub(g, nc, lj.iv), "nr");
+  LLVMValueRef bpan = at(g, bp, mul(g, kc, lj.iv));
+  LLVMValueRef col = add(g, jc, lj.iv);
+  LLVMValueRef biasp = g->s->bias ? at(g, bias, col) : LLVMConstNull(g->ptr);
+  ll_loop_begin(g->b, &li, i64c(g, 0), mc, MR, "ir");
+  LLVMValueRef mr = ll_smin(g->b, MR, sub(g, mc, li.iv), "mr");
+  LLVMValueRef apan = at(g, ablk, mul(g, kc, li.iv));
+  LLVMValueRef cp = at(g, c, add(g, mul(g, add(g, i0, li.iv), ldc), col));
+  LLVMValueRef isfull = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mr, MR, ""),
+                                     LLVMBuildICmp(g->b, LLVMIntEQ, nr, NR, ""), "");
+  LLVMBasicBlockRef fb = ll_block_new(g->b, "b_full"), eb = ll_block_new(g->b, "b_edge");
+  LLVMBasicBlockRef nx = ll_block_new(g->b, "b_next");
+  LLVMBuildCondBr(g->b, isfull, fb, eb);
+  LLVMPositionBuilderAtEnd(g->b, fb);
+  LLVMValueRef ua[8] = {kc, apan, bpan, cp, ldc, beta, biasp, last};
+  LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->ukr), g->ukr, ua, 8, "");
+  LLVMBuildBr(g->b, nx);
+  LLVMPositionBuilderAtEnd(g->b, eb);
+  LLVMValueRef ea[10] = {mr, nr, kc, apan, bpan, cp, ldc, beta, biasp, last};
+  LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->edge), g->edge, ea, 10, "");
+  LLVMBuildBr(g->b, nx);
+  LLVMPositionBuilderAtEnd(g->b, nx);
+  ll_loop_end(g->b, &li);
+  ll_loop_end(g->b, &lj);
+}
+
+/* NAME_body(begin, end, ctx): MR panels [begin, end) of M, MC rows at a
+** time: pack A into Apack at the panels' own offset (threads never share a
+** panel), then the macro-kernel. */
+static void gen_body(Gen *g)
+{
+  LLVMTypeRef ps[3] = {g->i64, g->i64, g->ptr};
+  LLVMValueRef fn = g->body = fn_new(g, "_body", ps, 3, true);
+  LLVMValueRef begin = arg(fn, 0, "begin"), end = arg(fn, 1, "end"), cx = arg(fn, 2, "ctx");
+  LLVMValueRef a = ctx_get(g, cx, CX_A, "a"), lda = ctx_get(g, cx, CX_LDA, "lda");
+  LLVMValueRef ap = ctx_get(g, cx, CX_APACK, "apack"), M = ctx_get(g, cx, CX_M, "m");
+  LLVMValueRef pc = ctx_get(g, cx, CX_PC, "pc"), kc = ctx_get(g, cx, CX_KC, "kc");
+  LLVMValueRef MR = i64c(g, g->bk.mr), mcp = i64c(g, g->bk.mc / g->bk.mr);
+  LlLoop lp;
+  ll_loop_begin(g->b, &lp, begin, end, mcp, "p0");
+  LLVMValueRef p1 = ll_smin(g->b, add(g, lp.iv, mcp), end, "p1");
+  LLVMValueRef i0 = mul(g, lp.iv, MR);
+  LLVMValueRef mc = sub(g, ll_smin(g->b, mul(g, p1, MR), M, ""), i0);
+  LLVMValueRef corner = g->s->trans_a ? add(g, mul(g, pc, lda), i0)
+                                      : add(g, mul(g, i0, lda), pc);
+  LLVMValueRef ablk = at(g, ap, mul(g, i0, kc));
+  LLVMValueRef pa[5] = {mc, kc, at(g, a, corner), lda, ablk};
+  LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->packa), g->packa, pa, 5, "");
+  macro_kernel(g, cx, ablk, i0, mc);
+  ll_loop_end(g->b, &lp);
+  LLVMBuildRetVoid(g->b);
+}
+
+/* ---------------------------------------------------------------- entry */
+
+static LLVMValueRef par_for_decl(Gen *g)
+{
+  LLVMValueRef f = LLVMGetNamedFunction(g->mod, "nnrt_parallel_for");
+  if (f)
+    return f;
+  LLVMTypeRef ps[3] = {g->i64, g->ptr, g->ptr};
+  return LLVMAddFunction(g->mod, "nnrt_parallel_for",
+                         LLVMFunctionType(ll_void(g->c), ps, 3, false));
+}
+
+static void call_par_for(Gen *g, LLVMValueRef n, LLVMValueRef body, LLVMValueRef cx)
+{
+  LLVMValueRef a[3] = {n, body, cx};
+  LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->par_for), g->par_for, a, 3, "");
+}
+
+static LLVMValueRef ceil_div(Gen *g, LLVMValueRef x, int d)
+{
+  return LLVMBuildSDiv(g->b, add(g, x, i64c(g, d - 1)), i64c(g, d), "");
+}
+
+/* NAME(M, N, K, A, lda, B, ldb, C, ldc, beta, bias, work): the jc and pc
+** loops; each pc step packs B in parallel, then runs the bodies. */
+static LLVMValueRef gen_entry(Gen *g)
+{
+  LLVMTypeRef ps[12] = {g->i64, g->i64, g->i64, g->ptr, g->i64, g->ptr, g->i64,
+                        g->ptr, g->i64, g->f32, g->ptr, g->ptr};
+  LLVMValueRef fn = fn_new(g, "", ps, 12, false);
+  const char *names[12] = {"m", "n", "k", "a", "lda", "b", "ldb", "c", "ldc", "beta",
+                           "bias", "work"};
+  LLVMValueRef v[12];
+  for (unsigned i = 0; i < 12; i++)
+    v[i] = arg(fn, i, names[i]);
+  LLVMValueRef M = v[0], N = v[1], K = v[2];
+  LLVMValueRef cx = LLVMBuildAlloca(g->b, g->ctx_ty, "ctx");
+  static const int fields[] = {CX_M, -1, -1, CX_A, CX_LDA, CX_B, CX_LDB, CX_C, CX_LDC,
+                               -1, CX_BIAS, -1};
+  for (int i = 0; i < 12; i++)
+    if (fields[i] >= 0)
+      ctx_set(g, cx, fields[i], v[i]);
+  LLVMBasicBlockRef go = ll_block_new(g->b, "b_go"), out = ll_block_new(g->b, "b_ret");
+  LLVMValueRef empty = LLVMBuildOr(g->b, LLVMBuildICmp(g->b, LLVMIntSLE, M, i64c(g, 0), ""),
+                                   LLVMBuildICmp(g->b, LLVMIntSLE, N, i64c(g, 0), ""), "");
+  LLVMBuildCondBr(g->b, empty, out, go);
+  LLVMPositionBuilderAtEnd(g->b, go);
+  /* work = Apack (roundup(M, MR) * min(K, KC), rounded to 16) then Bpack */
+  LLVMValueRef KC = i64c(g, g->bk.kc);
+  LLVMValueRef kce = ll_smin(g->b, K, KC, "kce");
+  LLVMValueRef afl = mul(g, mul(g, ceil_div(g, M, g->bk.mr), i64c(g, g->bk.mr)), kce);
+  afl = LLVMBuildAnd(g->b, add(g, afl, i64c(g, 15)), i64c(g, -16), "");
+  ctx_set(g, cx, CX_APACK, v[11]);
+  ctx_set(g, cx, CX_BPACK, at(g, v[11], afl));
+  LLVMValueRef npan_m = ceil_div(g, M, g->bk.mr);
+  LlLoop lj;
+  ll_loop_begin(g->b, &lj, i64c(g, 0), N, i64c(g, g->bk.nc), "jc");
+  LLVMValueRef nc = ll_smin(g->b, i64c(g, g->bk.nc), sub(g, N, lj.iv), "nc");
+  ctx_set(g, cx, CX_JC, lj.iv);
+  ctx_set(g, cx, CX_NC, nc);
+  /* do { ... } while (pc < K): runs once when K == 0, so C = beta·C */
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
+  LLVMBasicBlockRef pb = ll_block_new(g->b, "b_pc"), pe = ll_block_new(g->b, "b_pc_end");
+  LLVMBuildBr(g->b, pb);
+  LLVMPositionBuilderAtEnd(g->b, pb);
+  LLVMValueRef pc = LLVMBuildPhi(g->b, g->i64, "pc");
+  LLVMValueRef zero = i64c(g, 0);
+  LLVMAddIncoming(pc, &zero, &pre, 1);
+  LLVMValueRef kc = ll_smin(g->b, KC, sub(g, K, pc), "kc");
+  LLVMValueRef first = LLVMBuildICmp(g->b, LLVMIntEQ, pc, zero, "");
+  ctx_set(g, cx, CX_PC, pc);
+  ctx_set(g, cx, CX_KC, kc);
+  ctx_set(g, cx, CX_BETA, LLVMBuildSelect(g->b, first, v[9], ll_const_f32(g->c, 1), ""));
+  LLVMValueRef pcn = add(g, pc, kc);
+  ctx_set(g, cx, CX_LAST, LLVMBuildICmp(g->b, LLVMIntSGE, pcn, K, "last"));
+  call_par_for(g, ceil_div(g, nc, g->bk.nr), g->packb_body, cx);
+  call_par_for(g, npan_m, g->body, cx);
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
+  LLVMAddIncoming(pc, &pcn, &latch, 1);
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, pcn, K, ""), pb, pe);
+  LLVMPositionBuilderAtEnd(g->b, pe);
+  ll_loop_end(g->b, &lj);
+  LLVMBuildBr(g->b, out);
+  LLVMPositionBuilderAtEnd(g->b, out);
+  LLVMBuildRetVoid(g->b);
+  return fn;
+}
+
+LLVMValueRef cg_gemm_define(LLVMModuleRef mod, LLVMTargetMachineRef tm,
+                            const GemmSpec *spec)
+{
+  assert(spec->name && spec->vec_floats > 0);
+  if (tm && !*LLVMGetTarget(mod)) {
+    char *triple = LLVMGetTargetMachineTriple(tm);
+    LLVMSetTarget(mod, triple);
+    LLVMDisposeMessage(triple);
+    LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(tm);
+    LLVMSetModuleDataLayout(mod, dl);
+    LLVMDisposeTargetData(dl);
+  }
+  Gen g = {.mod = mod, .c = LLVMGetModuleContext(mod), .s = spec};
+  cg_gemm_blocking(spec, &g.bk);
+  g.w = spec->vec_floats;
+  g.nv = g.bk.nr / g.w;
+  g.b = LLVMCreateBuilderInContext(g.c);
+  g.f32 = ll_f32(g.c), g.i64 = ll_i64(g.c), g.ptr = ll_ptr(g.c);
+  g.vt = ll_vf32(g.c, (unsigned)g.w);
+  LLVMTypeRef f[CX_COUNT] = {
+    [CX_A] = g.ptr, [CX_LDA] = g.i64, [CX_B] = g.ptr, [CX_LDB] = g.i64,
+    [CX_C] = g.ptr, [CX_LDC] = g.i64, [CX_BETA] = g.f32, [CX_BIAS] = g.ptr,
+    [CX_LAST] = ll_i1(g.c), [CX_APACK] = g.ptr, [CX_BPACK] = g.ptr, [CX_M] = g.i64,
+    [CX_JC] = g.i64, [CX_NC] = g.i64, [CX_PC] = g.i64, [CX_KC] = g.i64};
+  g.ctx_ty = LLVMStructTypeInContext(g.c, f, CX_COUNT, false);
+  g.par_for = par_for_decl(&g);
+  gen_ukr(&g);
+  gen_edge(&g);
+  gen_packa(&g);
+  gen_packb_body(&g);
+  gen_body(&g);
+  LLVMValueRef fn = gen_entry(&g);
+  LLVMDisposeBuilder(g.b);
+  return fn;
+}
