@@ -66,9 +66,11 @@ void cg_gemm_blocking(const GemmSpec *s, GemmBlocking *o)
   o->nr = s->nr ? s->nr : 2 * w;
   int nv = o->nr / w;
   o->mr = s->mr ? s->mr : (s->vec_regs - nv - 1) / nv;
-  o->kc = s->kc ? s->kc : (l1 / 2) / (o->nr * 4) / 8 * 8;
-  if (o->kc < 16)
-    o->kc = 16;
+  o->kc = s->kc ? s->kc : l1 / (o->nr * 4) / 8 * 8;
+  if (!s->kc && o->kc > 384)
+    o->kc = 384;
+  if (o->kc < 8)
+    o->kc = 8;
   o->mc = s->mc ? s->mc : (l2 / 2) / (o->kc * 4) / o->mr * o->mr;
   if (o->mc < o->mr)
     o->mc = o->mr;

@@ -62,7 +62,8 @@ void cg_gemm_spec_init(GemmSpec *spec, const CgTarget *t, const char *name);
 /* Resolves the defaults of spec into out:
 **   NR = 2 vectors, MR = (registers - NR/W - 1) / (NR/W) rows (6×16 AVX2,
 **   14×32 AVX-512): MR·NR/W accumulators + NR/W loads of B + 1 broadcast.
-**   KC: a KC×NR micro-panel of packed B takes half of L1.
+**   KC: a KC×NR micro-panel of packed B fills L1, at most 384 (384 for
+**       AVX-512 with a 48 KiB L1; measured better than half of L1, 192).
 **   MC: an MC×KC block of packed A takes half of L2.
 **   NC: 4096 columns (the packed KC×NC block of B lives in L3). */
 void cg_gemm_blocking(const GemmSpec *spec, GemmBlocking *out);

@@ -1,7 +1,8 @@
 /*
 ** This file contains the tests of the SGEMM generator (backend/gemm.c):
-** generated kernels are emitted as an object for the host, linked into a
-** shared library with the C compiler and dlopen'ed, then compared with a
+** generated kernels are emitted as an object for the host, linked with
+** libnnrt (nnrt_parallel_for) into a shared library with the C compiler
+** and dlopen'ed, then compared with a
 ** triple loop in double on random inputs at odd sizes, strides larger
 ** than the widths, beta 0 and 1, transposed operands and the epilogue, at
 ** 1 and 2 OpenMP threads.  Tolerance: |c - ref| <= 1e-4 * (sum_k |a_ik
@@ -28,28 +29,6 @@
 #include "gemm.h"
 #include "llvm_util.h"
 #include "target.h"
-
-/* The runtime's parallel-for (runtime/ provides the real one): contiguous,
-** balanced ranges, one per OpenMP thread. */
-void nnrt_parallel_for(int64_t n, void (*body)(int64_t, int64_t, void *), void *ctx)
-{
-  if (n <= 0)
-    return;
-  int nt = omp_get_max_threads();
-  if (nt > n)
-    nt = (int)n;
-  if (nt <= 1) {
-    body(0, n, ctx);
-    return;
-  }
-#pragma omp parallel num_threads(nt)
-  {
-    int64_t t = omp_get_thread_num(), tn = omp_get_num_threads();
-    int64_t b = n * t / tn, e = n * (t + 1) / tn;
-    if (b < e)
-      body(b, e, ctx);
-  }
-}
 
 enum { K_NN, K_TN, K_NT, K_TT, K_EPI, K_SMALL, K_SMALL_TT, K_COUNT };
 
@@ -120,7 +99,8 @@ static int setup(void **state)
     fprintf(stderr, "emit: %s\n", err);
     return -1;
   }
-  snprintf(cmd, sizeof cmd, "%s -shared -o %s %s", NNC_CC, so, obj);
+  snprintf(cmd, sizeof cmd, "%s -shared -o %s %s %s %s", NNC_CC, so, obj, NNRT_LIB,
+           NNC_OMP_FLAGS);
   if (run(cmd) != 0)
     return -1;
   k.so = dlopen(so, RTLD_NOW);

@@ -1,0 +1,219 @@
+/*
+** This file contains the SGEMM benchmark: nnc's generated sgemm (backend/
+** gemm.c, host target, default<O3>, linked with libnnrt into a shared
+** object and dlopen'ed) against OpenBLAS cblas_sgemm on the
+** same row-major matrices and the same thread count.  Each time is the
+** median of several runs after a warm-up; the table gives GFLOP/s
+** (2·M·N·K / s) and the ratio nnc / OpenBLAS, and the results of the two
+** are compared.  The two libraries' thread pools spin for a while after a
+** call, so the runs of one are separated from the other's by a pause;
+** the runs alternate between the two so that load changes touch both.
+**
+**   gemm_bench [-s 256,512,1024,2048] [-t 1,2] [-r REPS]
+**              [--mr N --nr N --kc N --mc N --nc N]   (blocking overrides)
+*/
+#include <dlfcn.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include "gemm.h"
+#include "llvm_util.h"
+#include "target.h"
+
+static double now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Generates, compiles and loads the kernel; NULL on failure. */
+static CgGemmFn *build_kernel(GemmSpec *s, CgTarget *t, double *secs,
+                              void (**set_threads)(int))
+{
+  double t0 = now();
+  char *err = NULL;
+  if (!cg_target_init(t, NULL, NULL, NULL, &err)) {
+    fprintf(stderr, "gemm_bench: target: %s\n", err);
+    return NULL;
+  }
+  LLVMContextRef c = LLVMContextCreate();
+  LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("gemm_bench", c);
+  int mr = s->mr, nr = s->nr, kc = s->kc, mc = s->mc, nc = s->nc;
+  cg_gemm_spec_init(s, t, "nnc_sgemm");
+  s->mr = mr, s->nr = nr, s->kc = kc, s->mc = mc, s->nc = nc;
+  cg_gemm_define(mod, t->tm, s);
+  if (!ll_run_passes(mod, t->tm, "default<O3>", &err)) {
+    fprintf(stderr, "gemm_bench: passes: %s\n", err);
+    return NULL;
+  }
+  char dir[] = "/tmp/nnc_bench_XXXXXX", obj[64], so[64], cmd[256];
+  if (!mkdtemp(dir))
+    return NULL;
+  snprintf(obj, sizeof obj, "%s/gemm.o", dir);
+  snprintf(so, sizeof so, "%s/gemm.so", dir);
+  if (!ll_emit_file(mod, t->tm, obj, LLVMObjectFile, &err)) {
+    fprintf(stderr, "gemm_bench: emit: %s\n", err);
+    return NULL;
+  }
+  snprintf(cmd, sizeof cmd, "%s -shared -o %s %s %s %s", NNC_CC, so, obj, NNRT_LIB,
+           NNC_OMP_FLAGS);
+  if (system(cmd) != 0)
+    return NULL;
+  void *h = dlopen(so, RTLD_NOW);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (!h || system(cmd) != 0)
+    return NULL;
+  LLVMDisposeModule(mod);
+  LLVMContextDispose(c);
+  *secs = now() - t0;
+  *(void **)set_threads = dlsym(h, "nnrt_set_threads");
+  return (CgGemmFn *)dlsym(h, "nnc_sgemm");
+}
+
+typedef struct Bench {
+  CgGemmFn *fn;
+  void (*set_threads)(int);  /* nnrt_set_threads */
+  GemmSpec spec;
+  int reps;
+  float *a, *b, *c1, *c2, *work;
+} Bench;
+
+static void run_lib(Bench *bb, int lib, int n)
+{
+  if (lib == 0)
+    bb->fn(n, n, n, bb->a, n, bb->b, n, bb->c1, n, 0.0f, NULL, bb->work);
+  else
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, bb->a, n, bb->b,
+                n, 0.0f, bb->c2, n);
+}
+
+/* Median seconds of reps runs of each library (t[0] nnc, t[1] OpenBLAS).
+** The runs alternate, so that a change of load on the machine touches
+** both; each timed run follows an untimed one (warm caches) and a pause
+** (the other library's threads stop spinning). */
+static void time_runs(Bench *bb, int n, int reps, double med[2])
+{
+  double t[2][64];
+  for (int r = 0; r < reps; r++) {
+    for (int lib = 0; lib < 2; lib++) {
+      usleep(30000);
+      run_lib(bb, lib, n);
+      double t0 = now();
+      run_lib(bb, lib, n);
+      t[lib][r] = now() - t0;
+    }
+  }
+  for (int lib = 0; lib < 2; lib++) {
+    qsort(t[lib], (size_t)reps, sizeof t[lib][0], cmp_double);
+    med[lib] = t[lib][reps / 2];
+  }
+}
+
+/* One row of the table; returns 0, or 1 if the results disagree. */
+static int bench_one(Bench *bb, int n, int threads)
+{
+  bb->set_threads(threads);
+  openblas_set_num_threads(threads);
+  size_t nn = (size_t)n * (size_t)n;
+  int reps = bb->reps ? bb->reps : n <= 256 ? 21 : n <= 512 ? 15 : n <= 1024 ? 11 : 7;
+  if (reps > 64)
+    reps = 64;
+  double med[2];
+  time_runs(bb, n, reps, med);
+  double tn = med[0], tb = med[1];
+  double maxd = 0, maxr = 0;
+  for (size_t i = 0; i < nn; i++) {
+    maxd = fmax(maxd, fabs((double)bb->c1[i] - bb->c2[i]));
+    maxr = fmax(maxr, fabs((double)bb->c2[i]));
+  }
+  double flop = 2.0 * n * n * (double)n;
+  printf("%6d %7d %10.1f %12.1f %7.2f %5d   %.1e\n", n, threads, flop / tn * 1e-9,
+         flop / tb * 1e-9, tb / tn, reps, maxd / maxr);
+  fflush(stdout);
+  return !(maxd <= 1e-4 * maxr);
+}
+
+static int parse_list(const char *s, int *out, int max)
+{
+  int n = 0;
+  for (char *end; *s && n < max; s = *end ? end + 1 : end)
+    out[n++] = (int)strtol(s, &end, 10);
+  return n;
+}
+
+int main(int argc, char **argv)
+{
+  int sizes[16] = {256, 512, 1024, 2048}, nsizes = 4, threads[8] = {1, 2}, nthreads = 2;
+  Bench bb = {0};
+  for (int i = 1; i + 1 < argc; i += 2) {
+    int v = atoi(argv[i + 1]);
+    if (!strcmp(argv[i], "-s"))
+      nsizes = parse_list(argv[i + 1], sizes, 16);
+    else if (!strcmp(argv[i], "-t"))
+      nthreads = parse_list(argv[i + 1], threads, 8);
+    else if (!strcmp(argv[i], "-r"))
+      bb.reps = v;
+    else if (!strcmp(argv[i], "--mr"))
+      bb.spec.mr = v;
+    else if (!strcmp(argv[i], "--nr"))
+      bb.spec.nr = v;
+    else if (!strcmp(argv[i], "--kc"))
+      bb.spec.kc = v;
+    else if (!strcmp(argv[i], "--mc"))
+      bb.spec.mc = v;
+    else if (!strcmp(argv[i], "--nc"))
+      bb.spec.nc = v;
+    else {
+      fprintf(stderr, "gemm_bench: unknown option %s\n", argv[i]);
+      return 2;
+    }
+  }
+  CgTarget t;
+  double gen_secs = 0;
+  bb.fn = build_kernel(&bb.spec, &t, &gen_secs, &bb.set_threads);
+  if (!bb.fn || !bb.set_threads)
+    return 1;
+  GemmBlocking bk;
+  cg_gemm_blocking(&bb.spec, &bk);
+  printf("nnc: cpu %s, %d floats x %d regs, MR %d NR %d KC %d MC %d NC %d "
+         "(generated in %.2f s)\n", t.cpu, t.vec_floats, t.vec_regs, bk.mr, bk.nr, bk.kc,
+         bk.mc, bk.nc, gen_secs);
+  printf("OpenBLAS: %s, core %s\n", openblas_get_config(), openblas_get_corename());
+  printf("%6s %7s %10s %12s %7s %5s   %s\n", "size", "threads", "nnc GF/s", "OpenBLAS GF/s",
+         "ratio", "runs", "max|diff|/max|C|");
+  int bad = 0;
+  for (int i = 0; i < nsizes; i++) {
+    int n = sizes[i];
+    size_t nn = (size_t)n * (size_t)n;
+    bb.a = aligned_alloc(64, nn * 4), bb.b = aligned_alloc(64, nn * 4);
+    bb.c1 = aligned_alloc(64, nn * 4), bb.c2 = aligned_alloc(64, nn * 4);
+    int64_t wn = cg_gemm_work_floats(&bb.spec, n, n, n, 2);
+    bb.work = aligned_alloc(64, (size_t)(wn + 16) * 4);
+    unsigned seed = 12345;
+    for (size_t j = 0; j < nn; j++) {
+      bb.a[j] = (float)rand_r(&seed) / RAND_MAX - 0.5f;
+      bb.b[j] = (float)rand_r(&seed) / RAND_MAX - 0.5f;
+    }
+    for (int j = 0; j < nthreads; j++)
+      bad |= bench_one(&bb, n, threads[j]);
+    free(bb.a), free(bb.b), free(bb.c1), free(bb.c2), free(bb.work);
+  }
+  cg_target_free(&t);
+  if (bad)
+    fprintf(stderr, "gemm_bench: nnc and OpenBLAS results differ\n");
+  return bad;
+}
