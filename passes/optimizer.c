@@ -84,7 +84,7 @@ typedef struct Opt {
   Hyper h;
   IrValue *step;   /* @opt.step: i64[] */
   IrValue *stepf;  /* cast of it: f32[], 0-based */
-  IrValue *t;      /* stepf + 1: f32[] */
+  IrValue *t;      /* stepf + 1: f32[], built on first use (tval) */
   IrValue *lr;     /* f32[] */
   IrValue *epoch, *total;
   IrValue *bc1, *bc2s; /* adam: 1 - b1^t, sqrt(1 - b2^t) */
@@ -139,6 +139,12 @@ static IrValue *lerp(Opt *o, double a, IrValue *x, double b, IrValue *y) {
   DType dt = y->type.dtype;
   return bin(o, IR_OP_ADD, bin(o, IR_OP_MUL, num(o, a, dt), x),
              bin(o, IR_OP_MUL, num(o, b, dt), y));
+}
+
+/* t = step + 1, the 1-based step of the update (built once). */
+static IrValue *tval(Opt *o) {
+  if (!o->t) o->t = bin(o, IR_OP_ADD, o->stepf, num(o, 1, DT_F32));
+  return o->t;
 }
 
 /* ------------------------------------------------------------ settings */
@@ -380,15 +386,15 @@ static IrValue *step_sgd(Opt *o, IrGlobal *p, IrValue *g, bool decay) {
   if (decay) g = bin(o, IR_OP_ADD, g, bin(o, IR_OP_MUL, num(o, h->wd, dt), w));
   if (h->momentum != 0) {
     IrGlobal *s = new_state(o, "opt.momentum", p->name, p->type);
-    IrValue *coef = num(o, 1 - h->dampening, dt);
+    IrValue *dg = g;
     if (h->dampening != 0) {
       IrValue *args[3] = {bin(o, IR_OP_EQ, o->step, num(o, 0, DT_I64)),
-                          num(o, 1, dt), coef};
-      coef = emit(o, IR_OP_WHERE, 3, args, NULL, NULL);
+                          num(o, 1, dt), num(o, 1 - h->dampening, dt)};
+      dg = bin(o, IR_OP_MUL, emit(o, IR_OP_WHERE, 3, args, NULL, NULL), g);
     }
     IrValue *buf = bin(o, IR_OP_ADD,
                        bin(o, IR_OP_MUL, num(o, h->momentum, dt), s->value),
-                       bin(o, IR_OP_MUL, coef, g));
+                       dg);
     set_state(o, s, buf);
     g = h->nesterov
             ? bin(o, IR_OP_ADD, g, bin(o, IR_OP_MUL, num(o, h->momentum, dt), buf))
@@ -537,7 +543,7 @@ static void average_param(Opt *o, IrGlobal *p, IrValue *w, int how,
   } else {
     IrValue *d = bin(o, IR_OP_SUB, w, s->value);
     v = bin(o, IR_OP_ADD, s->value,
-            bin(o, IR_OP_DIV, d, as_dt(o, o->t, p->type.dtype)));
+            bin(o, IR_OP_DIV, d, as_dt(o, tval(o), p->type.dtype)));
   }
   set_state(o, s, v);
 }
@@ -598,16 +604,15 @@ static IrValue *find_grad(Opt *o, IrFunc *lg, IrGlobal *p) {
 static void build_scalars(Opt *o) {
   IrType f32 = ir_type_scalar(DT_F32);
   o->stepf = emit(o, IR_OP_CAST, 1, &o->step, NULL, &f32);
-  o->t = bin(o, IR_OP_ADD, o->stepf, num(o, 1, DT_F32));
   o->lr = build_lr(o);
   OptKind k = o->h.kind;
   if (k == OK_ADAM || k == OK_ADAMW || k == OK_ADAMW_PAPER) {
     IrValue *one = num(o, 1, DT_F32);
     o->bc1 = bin(o, IR_OP_SUB, one,
-                 bin(o, IR_OP_POW, num(o, o->h.beta1, DT_F32), o->t));
+                 bin(o, IR_OP_POW, num(o, o->h.beta1, DT_F32), tval(o)));
     o->bc2s = un(o, IR_OP_SQRT,
                  bin(o, IR_OP_SUB, one,
-                     bin(o, IR_OP_POW, num(o, o->h.beta2, DT_F32), o->t)));
+                     bin(o, IR_OP_POW, num(o, o->h.beta2, DT_F32), tval(o))));
   }
 }
 
