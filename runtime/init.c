@@ -167,7 +167,7 @@ static int init_ssm(float *dst, const int64_t *dims, int rank, const char *w,
 int nnrt_init_tensor(float *dst, const int64_t *dims, int rank,
                      const char *init, const NnrtInitArg *args, int nargs,
                      uint64_t seed, uint64_t stream, NnrtErr *e) {
-  const InitDef *d;
+  const InitDef *d = NULL;
   double v[2];
   if (!init) init = "zeros";
   int rc = parse_args(init, args, nargs, &d, v, e);

@@ -396,8 +396,8 @@ static int member_data(const char *path, const uint8_t *b, size_t n,
 
 static int npz_members(const char *path, const uint8_t *b, size_t n,
                        NnrtTensorFile *out, NnrtErr *e) {
-  uint64_t count, cdoff, cdsize;
-  size_t eocd;
+  uint64_t count = 0, cdoff = 0, cdsize = 0;
+  size_t eocd = 0;
   int rc = find_eocd(path, b, n, &count, &cdoff, &cdsize, &eocd, e);
   if (rc) return rc;
   if (count > cdsize / 46)

@@ -158,7 +158,7 @@ static int juints(Json *j, int64_t *v, int max, int *n, const char *what) {
   if (!eat(j, '[')) return jfail(j, what);
   if (eat(j, ']')) return 0;
   do {
-    int64_t x;
+    int64_t x = 0;
     int rc = juint(j, &x);
     if (rc) return rc;
     if (*n >= max) return jfail(j, "too many dimensions");

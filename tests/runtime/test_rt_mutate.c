@@ -66,7 +66,7 @@ static void mutate(Tmp *t, const char *name, const unsigned char *good,
   const char *p = tpath(t, name);
   unsigned char *b = malloc(n + 16);
   int failures = 0;
-  for (uint64_t r = 0; r < 300; r++) {
+  for (uint64_t r = 0; r < 200; r++) {
     uint32_t w[4];
     nnrt_philox(nnrt_rng_key(2024, stream), 0, r, w);
     memcpy(b, good, n);
