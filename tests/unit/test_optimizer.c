@@ -681,9 +681,9 @@ static void test_ema(void **state) {
 
 /* -------------------------------------- schedules through the frontend */
 
-/* Compile .nn text whose model is p = x @ fc.w (x f32[1,2], w f32[2,1]),
-** loss mse(p, y), and add its true @loss_grad: grad = 2 x^T (x w - y). */
-static void compile_nn(Fx *fx, const char *train) {
+/* Compile .nn text whose model is p = x @ fc.w (x f32[B,2], w f32[2,1]),
+** loss mse(p, y), with the given train settings (batch 1 unless given). */
+static void compile_model(Fx *fx, const char *train) {
   char path[96];
   snprintf(path, sizeof path, "%s/t.nn", fx->dir);
   FILE *f = fopen(path, "w");
@@ -701,7 +701,6 @@ static void compile_nn(Fx *fx, const char *train) {
           "    loss mse(p, y)\n"
           "}\n"
           "train q {\n"
-          "    batch 1\n"
           "%s\n"
           "}\n", train);
   fclose(f);
@@ -711,6 +710,12 @@ static void compile_nn(Fx *fx, const char *train) {
   o.nincdirs = 1;
   fx->m = frontend_compile(fx->d, path, &o);
   if (!fx->m) fail_msg("frontend:\n%s", fx_errors(fx));
+}
+
+/* compile_model, plus the model's true @loss_grad written here (batch 1):
+** grad = 2 x^T (x w - y); then the optimizer pass. */
+static void compile_nn(Fx *fx, const char *train) {
+  compile_model(fx, arena_printf(fx->a, "    batch 1\n%s", train));
   IrModule *m = fx->m;
   IrFunc *loss = ir_func_find(m, "loss");
   IrFunc *lg = ir_func_new(m, "loss_grad");
@@ -847,6 +852,50 @@ static void test_schedule_epoch(void **state) {
   assert_double_equal(fx->lr, 0.0125, 1e-15);
 }
 
+/* With the autodiff pass (when it is registered): the same model, batch 4,
+** through canonicalize,autodiff,optimizer,canonicalize.  One sgd step
+** against grad = (2/N) x^T (x w - y) computed here, then adamw on a
+** noiseless linear target must drive the loss below 1e-4. */
+static void test_with_autodiff(void **state) {
+  Fx *fx = *state;
+  if (!pass_lookup("autodiff")) skip();
+  compile_model(fx, "    batch 4\n    optimizer sgd(lr: 0.1)");
+  run_passes(fx, "canonicalize,autodiff,optimizer,canonicalize");
+  init_globals(fx);
+  double w[2] = {0.5, -1}, x[8] = {1, 2, -1, 0.5, 3, -2, 0, 1},
+         y[4] = {1, 0, -1, 2};
+  set_global(fx, "fc.w", 2, w);
+  const double *in[2] = {x, y};
+  call(fx, "train_step", in, 0, 100);
+  double g[2] = {0, 0}, loss = 0;
+  for (int i = 0; i < 4; i++) {
+    double d = x[2 * i] * w[0] + x[2 * i + 1] * w[1] - y[i];
+    loss += d * d / 4;
+    g[0] += 2 * x[2 * i] * d / 4;
+    g[1] += 2 * x[2 * i + 1] * d / 4;
+  }
+  assert_double_equal(fx->loss, loss, 1e-12);
+  assert_double_equal(fx->lr, 0.1, 0);
+  assert_double_equal(gv(fx, "fc.w", 0), w[0] - 0.1 * g[0], 1e-12);
+  assert_double_equal(gv(fx, "fc.w", 1), w[1] - 0.1 * g[1], 1e-12);
+  reset(fx);
+  compile_model(fx, "    batch 4\n    optimizer adamw(lr: 0.05)\n"
+                    "    lr 0.05 * linear_decay(step, total: total_steps)");
+  run_passes(fx, "canonicalize,autodiff,optimizer,canonicalize");
+  init_globals(fx);
+  double yt[4];
+  for (int i = 0; i < 4; i++) yt[i] = 1.5 * x[2 * i] - 0.5 * x[2 * i + 1];
+  const double *in2[2] = {x, yt};
+  double first = 0;
+  for (int s = 0; s < 400; s++) {
+    call(fx, "train_step", in2, 0, 400);
+    if (s == 0) first = fx->loss;
+  }
+  assert_true(first > 1);
+  if (!(fx->loss < 1e-4)) fail_msg("loss %g after 400 steps", fx->loss);
+  assert_double_equal(gv(fx, "fc.w", 0), 1.5, 0.05);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
@@ -875,6 +924,7 @@ int main(void) {
       T(test_schedule_inverse_sqrt),
       T(test_schedule_robbins_monro),
       T(test_schedule_epoch),
+      T(test_with_autodiff),
 #undef T
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
