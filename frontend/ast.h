@@ -41,7 +41,8 @@ typedef struct AstList {
 ** not named are zero/NULL. */
 typedef enum AstKind {
   /* ---- expressions ---- */
-  AST_NUM,      /* num; is_int (written without '.', 'e' and suffix) and ival */
+  AST_NUM,      /* num; is_int (written without '.' and 'e'; a size suffix
+                   keeps it integral: `256 MiB`) and ival */
   AST_STR,      /* str (escapes processed) */
   AST_BOOL,     /* ival: 0 or 1 (true/false) */
   AST_IDENT,    /* name */

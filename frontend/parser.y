@@ -8,7 +8,8 @@
 ** Syntax errors are reported with bison's detailed message; recovery skips
 ** to the next end of line or '}' inside blocks and to the next declaration
 ** at top level.  The lexer returns end of file once the Diag has stopped
-** (too many errors), so parsing always terminates.
+** (too many errors), so parsing always terminates.  After parsing, a
+** declaration whose tree is deeper than MAX_DEPTH is reported and dropped.
 */
 %define api.pure full
 %define api.prefix {yy}
@@ -51,8 +52,9 @@ typedef struct Parser {
   bool at_eof;
 } Parser;
 
-/* A number token: is_int when written without '.', exponent or suffix
-** multiplies only integers (the value stays an integer). */
+/* A number token: is_int when written without '.' and exponent (a size
+** suffix multiplies such an integer, which stays an integer); ival is 0
+** for the others. */
 typedef struct NumTok {
   double num;
   int64_t ival;
