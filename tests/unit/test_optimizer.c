@@ -896,6 +896,51 @@ static void test_with_autodiff(void **state) {
   assert_double_equal(gv(fx, "fc.w", 0), 1.5, 0.05);
 }
 
+/* Params of other float dtypes (f64, bf16, f16): every optimizer builds a
+** well-typed step (scalars cast to the param's dtype), and a positive
+** gradient lowers every param. */
+static void test_param_dtypes(void **state) {
+  Fx *fx = *state;
+  static const char *const opts[] = {
+      "sgd {dampening = 0.1, lr = 0.1, momentum = 0.9, weight_decay = 0.1}",
+      "sgd {lr = 0.1, momentum = 0.9, nesterov = true}",
+      "adam {amsgrad = true, lr = 0.01, weight_decay = 0.1}",
+      "adamw {lr = 0.01}",
+      "adamw_paper {lr = 0.01, weight_decay = 0.1}",
+      "rmsprop {centered = true, lr = 0.01, momentum = 0.5, weight_decay = 0.1}",
+      "adagrad {lr = 0.1, lr_decay = 0.1, weight_decay = 0.1}",
+      "lion {lr = 0.01, weight_decay = 0.1}"};
+  for (int k = 0; k < (int)(sizeof opts / sizeof opts[0]); k++) {
+    load(fx, arena_printf(fx->a,
+        "module @t\n"
+        "param @a : f64[2,2] = zeros\nparam @h : bf16[2,2] = zeros\n"
+        "param @c : f16[2] = zeros\n"
+        "func @loss_grad(%%ga: f64[2,2], %%gh: bf16[2,2], %%gc: f16[2]) -> "
+        "(loss: f32[], grad.a: f64[2,2], grad.h: bf16[2,2], grad.c: f16[2]) {\n"
+        "  %%0 = constant {value = 0.0} : f32[]\n"
+        "  return %%0, %%ga, %%gh, %%gc\n}\n"
+        "train @t {\n  average = ema {decay = 0.5}\n  clip = 10.0\n"
+        "  optimizer = %s\n}\n", opts[k]));
+    run_passes(fx, "optimizer,canonicalize");
+    init_globals(fx);
+    double one[4] = {1, 1, 1, 1};
+    set_global(fx, "a", 4, one);
+    set_global(fx, "h", 4, one);
+    set_global(fx, "c", 2, one);
+    double ga[4] = {0.5, 0.5, 0.5, 0.5};
+    const double *in[3] = {ga, ga, ga};
+    for (int t = 0; t < 2; t++) call(fx, "train_step", in, 0, 10);
+    const char *names[3] = {"a", "h", "c"};
+    for (int i = 0; i < 3; i++) {
+      double v = gv(fx, names[i], 0);
+      if (!(v < 1 && v > 0.5)) fail_msg("%s: @%s = %g", opts[k], names[i], v);
+    }
+    call(fx, "average", NULL, 0, 0);
+    ir_module_free(fx->m);
+    fx->m = NULL;
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
@@ -925,6 +970,7 @@ int main(void) {
       T(test_schedule_robbins_monro),
       T(test_schedule_epoch),
       T(test_with_autodiff),
+      T(test_param_dtypes),
 #undef T
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
