@@ -1,0 +1,296 @@
+/*
+** This file contains the element emitters of the vision ops (NCHW / NCL,
+** PyTorch semantics as ir/interp_nn.c): conv1d/conv2d (direct: one output
+** element is a loop over the input channels of its group and the kernel
+** taps), conv_transpose2d as the adjoint (gathering the taps whose stride
+** divides), max/avg pooling, nearest and bilinear upsampling, pixel
+** shuffle and unshuffle.  Taps outside the input read an in-range
+** element and are masked (select), so every load is in bounds.
+*/
+#include <math.h>
+
+#include "cg_int.h"
+
+#define ADD(x, y) LLVMBuildNSWAdd(cg->b, x, y, "")
+#define MUL(x, y) LLVMBuildNSWMul(cg->b, x, y, "")
+#define SUB(x, y) LLVMBuildNSWSub(cg->b, x, y, "")
+#define I(v) cg_i64(cg, v)
+
+typedef struct Geo {
+  int sr;                 /* spatial rank 1 or 2 */
+  int64_t N, C, H, W, O, KH, KW, groups;
+  int64_t sh, sw, ph, pw, dh, dw;
+} Geo;
+
+static void conv_geo(const IrNode *n, Geo *g) {
+  g->sr = n->op == IR_OP_CONV1D ? 1 : 2;
+  const IrType *x = &n->args[0]->type, *w = &n->args[1]->type;
+  int64_t s[2], p[2], d[2];
+  cg_attr_ivec(n, "stride", g->sr, 1, s);
+  cg_attr_ivec(n, "padding", g->sr, 0, p);
+  cg_attr_ivec(n, "dilation", g->sr, 1, d);
+  int h = g->sr == 2 ? 0 : -1, wi = g->sr - 1;
+  g->sh = h < 0 ? 1 : s[h];
+  g->ph = h < 0 ? 0 : p[h];
+  g->dh = h < 0 ? 1 : d[h];
+  g->sw = s[wi];
+  g->pw = p[wi];
+  g->dw = d[wi];
+  g->groups = ir_attr_int(&n->attrs, "groups", 1);
+  g->N = x->dim[0];
+  g->C = x->dim[1];
+  g->H = g->sr == 2 ? x->dim[2] : 1;
+  g->W = x->dim[g->sr + 1];
+  g->KH = g->sr == 2 ? w->dim[2] : 1;
+  g->KW = w->dim[g->sr + 1];
+}
+
+/* x or w index from (a, b, h, w) for spatial rank sr. */
+static void idx4(const Geo *g, LLVMValueRef a, LLVMValueRef b, LLVMValueRef h,
+                 LLVMValueRef w, LLVMValueRef *out) {
+  out[0] = a;
+  out[1] = b;
+  if (g->sr == 2) {
+    out[2] = h;
+    out[3] = w;
+  } else {
+    out[2] = w;
+  }
+}
+
+/* v in [0, n): the condition, and v clamped to 0 when outside. */
+static LLVMValueRef in_range(Cg *cg, LLVMValueRef v, int64_t n, LLVMValueRef *safe) {
+  LLVMValueRef ok = LLVMBuildICmp(cg->b, LLVMIntULT, v, I(n), "");
+  *safe = LLVMBuildSelect(cg->b, ok, v, I(0), "");
+  return ok;
+}
+
+LLVMValueRef cg_conv(Cg *cg, const IrNode *n, LLVMValueRef *idx) {
+  Geo g;
+  conv_geo(n, &g);
+  g.O = n->args[1]->type.dim[0];
+  DType dt = n->res[0]->type.dtype;
+  LLVMTypeRef ft = cg_ctype(cg, dt);
+  LLVMBuilderRef b = cg->b;
+  int64_t Cg_ = g.C / g.groups, Og = g.O / g.groups;
+  LLVMValueRef nn = idx[0], o = idx[1];
+  LLVMValueRef oh = g.sr == 2 ? idx[2] : I(0), ow = idx[g.sr + 1];
+  LLVMValueRef c0 = MUL(LLVMBuildSDiv(b, o, I(Og), ""), I(Cg_));
+  LLVMValueRef acc = cg_alloca(cg, ft, "v_acc");
+  LLVMBuildStore(b, LLVMConstReal(ft, 0), acc);
+  CgLoop lc, lh, lw;
+  LLVMValueRef c = cg_loop_begin(cg, &lc, I(0), I(Cg_));
+  LLVMValueRef kh = cg_loop_begin(cg, &lh, I(0), I(g.KH));
+  LLVMValueRef ih, ihs, iw, iws;
+  ih = ADD(SUB(MUL(oh, I(g.sh)), I(g.ph)), MUL(kh, I(g.dh)));
+  LLVMValueRef okh = in_range(cg, ih, g.H, &ihs);
+  LLVMValueRef kw = cg_loop_begin(cg, &lw, I(0), I(g.KW));
+  iw = ADD(SUB(MUL(ow, I(g.sw)), I(g.pw)), MUL(kw, I(g.dw)));
+  LLVMValueRef ok = LLVMBuildAnd(b, okh, in_range(cg, iw, g.W, &iws), "");
+  LLVMValueRef xi[4], wi[4];
+  idx4(&g, nn, ADD(c0, c), ihs, iws, xi);
+  idx4(&g, o, c, kh, kw, wi);
+  LLVMValueRef x = cg_elem(cg, n->args[0], xi), w = cg_elem(cg, n->args[1], wi);
+  LLVMValueRef p = LLVMBuildSelect(b, ok, cg_fm(LLVMBuildFMul(b, x, w, ""), false),
+                                   LLVMConstReal(ft, 0), "");
+  LLVMBuildStore(b, cg_fm(LLVMBuildFAdd(b, LLVMBuildLoad2(b, ft, acc, ""), p, ""), true), acc);
+  cg_loop_end(cg, &lw);
+  cg_loop_end(cg, &lh);
+  cg_loop_end(cg, &lc);
+  LLVMValueRef r = LLVMBuildLoad2(b, ft, acc, "");
+  if (n->nargs > 2) r = LLVMBuildFAdd(b, r, cg_elem(cg, n->args[2], &o), "");
+  return cg_round(cg, dt, r);
+}
+
+/* The input position whose tap k reaches output position out: (out + p -
+** k*d) / s when divisible and in [0, n). */
+static LLVMValueRef tap_src(Cg *cg, LLVMValueRef out, LLVMValueRef k, int64_t p,
+                            int64_t d, int64_t s, int64_t n, LLVMValueRef *safe) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef num = SUB(ADD(out, I(p)), MUL(k, I(d)));
+  LLVMValueRef div = LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildSRem(b, num, I(s), ""), I(0), "");
+  LLVMValueRef pos = LLVMBuildICmp(b, LLVMIntSGE, num, I(0), "");
+  LLVMValueRef q = LLVMBuildSDiv(b, num, I(s), "");
+  LLVMValueRef ok = LLVMBuildAnd(b, LLVMBuildAnd(b, div, pos, ""),
+                                 in_range(cg, q, n, safe), "");
+  *safe = LLVMBuildSelect(b, ok, *safe, I(0), "");
+  return ok;
+}
+
+LLVMValueRef cg_conv_transpose2d(Cg *cg, const IrNode *n, LLVMValueRef *idx) {
+  Geo g;
+  conv_geo(n, &g);
+  g.O = n->args[1]->type.dim[1] * g.groups;
+  DType dt = n->res[0]->type.dtype;
+  LLVMTypeRef ft = cg_ctype(cg, dt);
+  LLVMBuilderRef b = cg->b;
+  int64_t Cg_ = g.C / g.groups, Og = g.O / g.groups;
+  LLVMValueRef nn = idx[0], o = idx[1], oh = idx[2], ow = idx[3];
+  LLVMValueRef grp = LLVMBuildSDiv(b, o, I(Og), ""), ol = LLVMBuildSRem(b, o, I(Og), "");
+  LLVMValueRef acc = cg_alloca(cg, ft, "v_acc");
+  LLVMBuildStore(b, LLVMConstReal(ft, 0), acc);
+  CgLoop lc, lh, lw;
+  LLVMValueRef cl = cg_loop_begin(cg, &lc, I(0), I(Cg_));
+  LLVMValueRef c = ADD(MUL(grp, I(Cg_)), cl);
+  LLVMValueRef kh = cg_loop_begin(cg, &lh, I(0), I(g.KH));
+  LLVMValueRef ihs, iws;
+  LLVMValueRef okh = tap_src(cg, oh, kh, g.ph, g.dh, g.sh, g.H, &ihs);
+  LLVMValueRef kw = cg_loop_begin(cg, &lw, I(0), I(g.KW));
+  LLVMValueRef ok = LLVMBuildAnd(b, okh, tap_src(cg, ow, kw, g.pw, g.dw, g.sw, g.W, &iws), "");
+  LLVMValueRef xi[4] = {nn, c, ihs, iws}, wi[4] = {c, ol, kh, kw};
+  LLVMValueRef x = cg_elem(cg, n->args[0], xi), w = cg_elem(cg, n->args[1], wi);
+  LLVMValueRef p = LLVMBuildSelect(b, ok, cg_fm(LLVMBuildFMul(b, x, w, ""), false),
+                                   LLVMConstReal(ft, 0), "");
+  LLVMBuildStore(b, cg_fm(LLVMBuildFAdd(b, LLVMBuildLoad2(b, ft, acc, ""), p, ""), true), acc);
+  cg_loop_end(cg, &lw);
+  cg_loop_end(cg, &lh);
+  cg_loop_end(cg, &lc);
+  LLVMValueRef r = LLVMBuildLoad2(b, ft, acc, "");
+  if (n->nargs > 2) r = LLVMBuildFAdd(b, r, cg_elem(cg, n->args[2], &o), "");
+  return cg_round(cg, dt, r);
+}
+
+/* max_pool2d / avg_pool2d over the last two dims. */
+LLVMValueRef cg_pool2d(Cg *cg, const IrNode *n, LLVMValueRef *idx) {
+  const IrType *xt = &n->args[0]->type;
+  int r = xt->rank;
+  bool is_max = n->op == IR_OP_MAX_POOL2D;
+  int64_t k[2], s[2], p[2], d[2];
+  cg_attr_ivec(n, "kernel", 2, 1, k);
+  cg_attr_ivec(n, "stride", 2, 0, s);
+  cg_attr_ivec(n, "padding", 2, 0, p);
+  cg_attr_ivec(n, "dilation", 2, 1, d);
+  if (!ir_attr_get(&n->attrs, "stride")) {
+    s[0] = k[0];
+    s[1] = k[1];
+  }
+  if (!is_max) d[0] = d[1] = 1;
+  int64_t H = xt->dim[r - 2], W = xt->dim[r - 1];
+  DType dt = n->res[0]->type.dtype;
+  LLVMTypeRef ft = cg_ctype(cg, dt);
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef h0 = SUB(MUL(idx[r - 2], I(s[0])), I(p[0]));
+  LLVMValueRef w0 = SUB(MUL(idx[r - 1], I(s[1])), I(p[1]));
+  LLVMValueRef acc = cg_alloca(cg, ft, "v_acc"), cnt = cg_alloca(cg, cg->i64, "v_cnt");
+  LLVMBuildStore(b, LLVMConstReal(ft, is_max ? -INFINITY : 0), acc);
+  LLVMBuildStore(b, I(0), cnt);
+  CgLoop lh, lw;
+  LLVMValueRef kh = cg_loop_begin(cg, &lh, I(0), I(k[0]));
+  LLVMValueRef ihs, iws;
+  LLVMValueRef okh = in_range(cg, ADD(h0, MUL(kh, I(d[0]))), H, &ihs);
+  LLVMValueRef kw = cg_loop_begin(cg, &lw, I(0), I(k[1]));
+  LLVMValueRef ok = LLVMBuildAnd(b, okh, in_range(cg, ADD(w0, MUL(kw, I(d[1]))), W, &iws), "");
+  LLVMValueRef xi[IR_MAX_RANK];
+  for (int j = 0; j < r - 2; j++) xi[j] = idx[j];
+  xi[r - 2] = ihs;
+  xi[r - 1] = iws;
+  LLVMValueRef v = cg_elem(cg, n->args[0], xi), a = LLVMBuildLoad2(b, ft, acc, ""), na;
+  if (is_max) {
+    LLVMValueRef up = LLVMBuildOr(b, LLVMBuildFCmp(b, LLVMRealOGT, v, a, ""),
+                                  LLVMBuildFCmp(b, LLVMRealUNO, v, v, ""), "");
+    na = LLVMBuildSelect(b, LLVMBuildAnd(b, ok, up, ""), v, a, "");
+  } else {
+    na = LLVMBuildSelect(b, ok, LLVMBuildFAdd(b, a, v, ""), a, "");
+  }
+  LLVMBuildStore(b, na, acc);
+  LLVMBuildStore(b, ADD(LLVMBuildLoad2(b, cg->i64, cnt, ""), LLVMBuildZExt(b, ok, cg->i64, "")), cnt);
+  cg_loop_end(cg, &lw);
+  cg_loop_end(cg, &lh);
+  LLVMValueRef res = LLVMBuildLoad2(b, ft, acc, "");
+  if (!is_max) {
+    LLVMValueRef he = ADD(h0, I(k[0])), we = ADD(w0, I(k[1]));
+    LLVMValueRef hl = I(H + p[0]), wl = I(W + p[1]);
+    he = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, he, hl, ""), hl, he, "");
+    we = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, we, wl, ""), wl, we, "");
+    LLVMValueRef div = ir_attr_bool(&n->attrs, "count_include_pad", true)
+                           ? MUL(SUB(he, h0), SUB(we, w0))
+                           : LLVMBuildLoad2(b, cg->i64, cnt, "");
+    LLVMValueRef q = LLVMBuildFDiv(b, res, LLVMBuildSIToFP(b, div, ft, ""), "");
+    res = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, div, I(0), ""), q,
+                          LLVMConstReal(ft, NAN), "");
+  }
+  return cg_round(cg, dt, res);
+}
+
+LLVMValueRef cg_upsample_nearest(Cg *cg, const IrNode *n, LLVMValueRef *idx) {
+  const IrType *xt = &n->args[0]->type, *yt = &n->res[0]->type;
+  int r = xt->rank;
+  LLVMValueRef xi[IR_MAX_RANK];
+  for (int j = 0; j < r - 2; j++) xi[j] = idx[j];
+  for (int a = r - 2; a < r; a++) {
+    LLVMValueRef s = LLVMBuildSDiv(cg->b, MUL(idx[a], I(xt->dim[a])), I(yt->dim[a]), "");
+    LLVMValueRef hi = I(xt->dim[a] - 1);
+    xi[a] = LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGT, s, hi, ""), hi, s, "");
+  }
+  return cg_elem(cg, n->args[0], xi);
+}
+
+/* Linear source index (interp_nn.c lin_src) in f64: i0, i1, lambda. */
+static void lin_src(Cg *cg, LLVMValueRef dst, int64_t in, int64_t out, bool ac,
+                    LLVMValueRef *i0, LLVMValueRef *i1, LLVMValueRef *lam) {
+  LLVMBuilderRef b = cg->b;
+  LLVMTypeRef d = cg->f64;
+  LLVMValueRef fd = LLVMBuildSIToFP(b, dst, d, ""), src;
+  if (ac) {
+    double scale = out > 1 ? (double)(in - 1) / (double)(out - 1) : 0;
+    src = LLVMBuildFMul(b, LLVMConstReal(d, scale), fd, "");
+  } else {
+    src = LLVMBuildFMul(b, LLVMConstReal(d, (double)in / (double)out),
+                        LLVMBuildFAdd(b, fd, LLVMConstReal(d, 0.5), ""), "");
+    src = LLVMBuildFSub(b, src, LLVMConstReal(d, 0.5), "");
+    src = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, src, LLVMConstReal(d, 0), ""),
+                          LLVMConstReal(d, 0), src, "");
+  }
+  LLVMValueRef a = LLVMBuildFPToSI(b, src, cg->i64, ""), hi = I(in - 1);
+  a = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, a, hi, ""), hi, a, "");
+  LLVMValueRef a1 = ADD(a, I(1));
+  *i1 = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, a1, I(in), ""), a1, hi, "");
+  *i0 = a;
+  *lam = LLVMBuildFSub(b, src, LLVMBuildSIToFP(b, a, d, ""), "");
+}
+
+LLVMValueRef cg_upsample_bilinear(Cg *cg, const IrNode *n, LLVMValueRef *idx) {
+  const IrType *xt = &n->args[0]->type, *yt = &n->res[0]->type;
+  int r = xt->rank;
+  bool ac = ir_attr_bool(&n->attrs, "align_corners", false);
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef h0, h1, lh, w0, w1, lw, xi[IR_MAX_RANK];
+  lin_src(cg, idx[r - 2], xt->dim[r - 2], yt->dim[r - 2], ac, &h0, &h1, &lh);
+  lin_src(cg, idx[r - 1], xt->dim[r - 1], yt->dim[r - 1], ac, &w0, &w1, &lw);
+  for (int j = 0; j < r - 2; j++) xi[j] = idx[j];
+  LLVMValueRef v[4], hs[2] = {h0, h1}, ws[2] = {w0, w1};
+  for (int q = 0; q < 4; q++) {
+    xi[r - 2] = hs[q / 2];
+    xi[r - 1] = ws[q % 2];
+    v[q] = cg_to_fp(cg, cg_elem(cg, n->args[0], xi), xt->dtype, cg->f64);
+  }
+  LLVMValueRef one = LLVMConstReal(cg->f64, 1);
+  LLVMValueRef mlw = LLVMBuildFSub(b, one, lw, ""), mlh = LLVMBuildFSub(b, one, lh, "");
+  LLVMValueRef top = LLVMBuildFAdd(b, LLVMBuildFMul(b, mlw, v[0], ""), LLVMBuildFMul(b, lw, v[1], ""), "");
+  LLVMValueRef bot = LLVMBuildFAdd(b, LLVMBuildFMul(b, mlw, v[2], ""), LLVMBuildFMul(b, lw, v[3], ""), "");
+  LLVMValueRef res = LLVMBuildFAdd(b, LLVMBuildFMul(b, mlh, top, ""), LLVMBuildFMul(b, lh, bot, ""), "");
+  return cg_convert(cg, res, DT_F64, yt->dtype);
+}
+
+LLVMValueRef cg_pixel_shuffle(Cg *cg, const IrNode *n, LLVMValueRef *idx) {
+  int64_t r = ir_attr_int(&n->attrs, "r", 1);
+  int rk = n->res[0]->type.rank;
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef xi[IR_MAX_RANK];
+  for (int j = 0; j < rk - 3; j++) xi[j] = idx[j];
+  LLVMValueRef c = idx[rk - 3], y = idx[rk - 2], x = idx[rk - 1], R = I(r);
+  if (n->op == IR_OP_PIXEL_SHUFFLE) {
+    LLVMValueRef i = LLVMBuildSRem(b, y, R, ""), j = LLVMBuildSRem(b, x, R, "");
+    xi[rk - 3] = ADD(MUL(c, I(r * r)), ADD(MUL(i, R), j));
+    xi[rk - 2] = LLVMBuildSDiv(b, y, R, "");
+    xi[rk - 1] = LLVMBuildSDiv(b, x, R, "");
+  } else {
+    LLVMValueRef cc = LLVMBuildSDiv(b, c, I(r * r), "");
+    LLVMValueRef i = LLVMBuildSRem(b, LLVMBuildSDiv(b, c, R, ""), R, "");
+    LLVMValueRef j = LLVMBuildSRem(b, c, R, "");
+    xi[rk - 3] = cc;
+    xi[rk - 2] = ADD(MUL(y, R), i);
+    xi[rk - 1] = ADD(MUL(x, R), j);
+  }
+  return cg_elem(cg, n->args[0], xi);
+}

@@ -1,0 +1,418 @@
+/*
+** This file contains the differential tests of the lowering (backend/
+** codegen.c, backend/cg_*.c): every op of ir/ops.def, at odd sizes and with
+** broadcasting, compiled for the host and compared with the reference
+** interpreter at 1 and 2 threads (ops_harness.h).  Kernels are compiled
+** with a parallel threshold of 64 so the parallel path runs at these
+** sizes.
+**
+** Tolerances (|got - want| <= atol + rtol |want|): elementwise rel 1e-5
+** (abs 1e-6 where f32 math loses digits near zero: erf, gelu, tanh);
+** reductions, matmul, conv, softmax, attention, losses rel 1e-4; f16 2e-3,
+** bf16 1.6e-2 relative.  Integers and booleans exact.
+*/
+#include "ops_harness.h"
+
+#define EW {.lo = -3, .hi = 3, .rtol = 1e-5, .atol = 1e-6}
+#define RED {.lo = -2, .hi = 2, .rtol = 1e-4, .atol = 1e-5}
+
+/* ------------------------------------------------------------ elementwise */
+
+static const char unary_nnir[] =
+    "module @t\n"
+    "func @unary(%x: f32[3,17], %v: f32[257], %s: f32[]) -> (a: f32[3,17], b: f32[3,17], "
+    "c: f32[3,17], d: f32[3,17], e: f32[3,17], f: f32[3,17], g: f32[3,17], h: f32[3,17], "
+    "i: f32[3,17], j: f32[3,17], k: f32[257], l: f32[], m: f32[257]) {\n"
+    "  %0 = neg %x : f32[3,17]\n"
+    "  %1 = exp %x : f32[3,17]\n"
+    "  %2 = log %x : f32[3,17]\n"
+    "  %3 = sqrt %x : f32[3,17]\n"
+    "  %4 = rsqrt %x : f32[3,17]\n"
+    "  %5 = abs %x : f32[3,17]\n"
+    "  %6 = sign %x : f32[3,17]\n"
+    "  %7 = sin %x : f32[3,17]\n"
+    "  %8 = cos %x : f32[3,17]\n"
+    "  %9 = erf %x : f32[3,17]\n"
+    "  %10 = clamp %v {lo = -1.0, hi = 2.0} : f32[257]\n"
+    "  %11 = exp %s : f32[]\n"
+    "  %12 = clamp %v {hi = 0.5} : f32[257]\n"
+    "  return %0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12\n"
+    "}\n"
+    "func @act(%x: f32[3,17]) -> (a: f32[3,17], b: f32[3,17], c: f32[3,17], d: f32[3,17], "
+    "e: f32[3,17], f: f32[3,17], g: f32[3,17], h: f32[3,17], i: f32[3,17], j: f32[3,17], "
+    "k: f32[3,17], l: f32[3,17], m: f32[3,17], n: f32[3,17], o: f32[3,17], p: f32[3,17], "
+    "q: f32[3,17]) {\n"
+    "  %0 = step %x : f32[3,17]\n"
+    "  %1 = sigmoid %x : f32[3,17]\n"
+    "  %2 = tanh %x : f32[3,17]\n"
+    "  %3 = relu %x : f32[3,17]\n"
+    "  %4 = relu6 %x : f32[3,17]\n"
+    "  %5 = leaky_relu %x {alpha = 0.2} : f32[3,17]\n"
+    "  %6 = elu %x : f32[3,17]\n"
+    "  %7 = selu %x : f32[3,17]\n"
+    "  %8 = gelu %x : f32[3,17]\n"
+    "  %9 = gelu_tanh %x : f32[3,17]\n"
+    "  %10 = silu %x : f32[3,17]\n"
+    "  %11 = mish %x : f32[3,17]\n"
+    "  %12 = softplus %x {beta = 2.0, threshold = 3.0} : f32[3,17]\n"
+    "  %13 = softsign %x : f32[3,17]\n"
+    "  %14 = hard_sigmoid %x : f32[3,17]\n"
+    "  %15 = hard_swish %x : f32[3,17]\n"
+    "  %16 = step %x {threshold = 0.5} : f32[3,17]\n"
+    "  return %0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16\n"
+    "}\n"
+    "func @gated(%x: f32[3,18], %y: f32[4,17]) -> (a: f32[3,9], b: f32[3,9], c: f32[3,9], "
+    "d: f32[2,17]) {\n"
+    "  %0 = glu %x : f32[3,9]\n"
+    "  %1 = swiglu %x : f32[3,9]\n"
+    "  %2 = geglu %x {axis = 1} : f32[3,9]\n"
+    "  %3 = glu %y {axis = 0} : f32[2,17]\n"
+    "  return %0, %1, %2, %3\n"
+    "}\n";
+
+static void test_ops_unary(void **state) {
+  Spec sp = EW;
+  check_module(unary_nnir, &sp);
+}
+
+static const char binary_nnir[] =
+    "module @t\n"
+    "func @binary(%x: f32[4,1,17], %y: f32[3,17], %s: f32[]) -> (a: f32[4,3,17], "
+    "b: f32[4,3,17], c: f32[4,3,17], d: f32[4,3,17], e: f32[4,3,17], f: f32[4,3,17], "
+    "g: f32[4,3,17], h: f32[3,17]) {\n"
+    "  %0 = add %x, %y : f32[4,3,17]\n"
+    "  %1 = sub %x, %y : f32[4,3,17]\n"
+    "  %2 = mul %x, %y : f32[4,3,17]\n"
+    "  %3 = div %x, %y : f32[4,3,17]\n"
+    "  %4 = pow %x, %y : f32[4,3,17]\n"
+    "  %5 = maximum %x, %y : f32[4,3,17]\n"
+    "  %6 = minimum %y, %x : f32[4,3,17]\n"
+    "  %7 = add %y, %s : f32[3,17]\n"
+    "  return %0, %1, %2, %3, %4, %5, %6, %7\n"
+    "}\n"
+    "func @compare(%x: f32[4,1,17], %y: f32[3,17], %n: i32[3,17], %m: i32[17]) -> "
+    "(a: bool[4,3,17], b: bool[4,3,17], c: bool[4,3,17], d: bool[4,3,17], e: bool[4,3,17], "
+    "f: bool[4,3,17], g: bool[3,17], h: bool[3,17], i: f32[4,3,17], j: bool[3,17]) {\n"
+    "  %0 = eq %x, %y : bool[4,3,17]\n"
+    "  %1 = ne %x, %y : bool[4,3,17]\n"
+    "  %2 = lt %x, %y : bool[4,3,17]\n"
+    "  %3 = le %x, %y : bool[4,3,17]\n"
+    "  %4 = gt %x, %y : bool[4,3,17]\n"
+    "  %5 = ge %x, %y : bool[4,3,17]\n"
+    "  %6 = lt %n, %m : bool[3,17]\n"
+    "  %7 = eq %n, %m : bool[3,17]\n"
+    "  %8 = and %6, %7 : bool[3,17]\n"
+    "  %9 = or %6, %7 : bool[3,17]\n"
+    "  %10 = not %9 : bool[3,17]\n"
+    "  %11 = where %2, %x, %y : f32[4,3,17]\n"
+    "  return %0, %1, %2, %3, %4, %5, %8, %10, %11, %9\n"
+    "}\n";
+
+static void test_ops_binary(void **state) {
+  Spec sp = EW;
+  sp.ihi = 3;
+  check_module(binary_nnir, &sp);
+}
+
+static const char int_nnir[] =
+    "module @t\n"
+    "func @ints(%a: i32[5,3], %b: i32[3], %c: i64[5,3], %u: u8[5,3]) -> (s: i32[5,3], "
+    "d: i32[5,3], m: i32[5,3], q: i32[5,3], p: i32[5,3], n: i32[5,3], x: i32[5,3], "
+    "l: i64[5,3], w: u8[5,3], v: u8[5,3], g: i32[5,3]) {\n"
+    "  %one = constant {value = 1.0} : i32[3]\n"
+    "  %b1 = add %b, %one : i32[3]\n"
+    "  %0 = add %a, %b : i32[5,3]\n"
+    "  %1 = sub %a, %b : i32[5,3]\n"
+    "  %2 = mul %a, %b : i32[5,3]\n"
+    "  %3 = div %a, %b1 : i32[5,3]\n"
+    "  %4 = pow %a, %b : i32[5,3]\n"
+    "  %5 = neg %a : i32[5,3]\n"
+    "  %6 = maximum %a, %b : i32[5,3]\n"
+    "  %7 = mul %c, %c : i64[5,3]\n"
+    "  %8 = mul %u, %u : u8[5,3]\n"
+    "  %9 = sub %u, %u : u8[5,3]\n"
+    "  %10 = abs %5 : i32[5,3]\n"
+    "  return %0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10\n"
+    "}\n"
+    "func @divzero(%a: i32[5,3], %b: i32[3]) -> (q: i32[5,3]) {\n"
+    "  %0 = div %a, %b : i32[5,3]\n"
+    "  return %0\n"
+    "}\n";
+
+static void test_ops_int(void **state) {
+  Spec sp = EW;
+  sp.ihi = 6;
+  check_module(int_nnir, &sp);
+}
+
+static const char cast_nnir[] =
+    "module @t\n"
+    "func @cast(%x: f32[17], %n: i32[17], %l: i64[17], %b: bool[17], %h: f16[17], "
+    "%d: f64[17]) -> (a: i32[17], b: u8[17], c: f32[17], e: bool[17], f: f32[17], g: i32[17], "
+    "h: f64[17], i: f32[17], j: f16[17], k: f32[17], m: bf16[17], o: i64[17], p: f32[17]) {\n"
+    "  %s = constant {value = 100.0} : f32[]\n"
+    "  %xs = mul %x, %s : f32[17]\n"
+    "  %0 = cast %xs : i32[17]\n"
+    "  %1 = cast %xs : u8[17]\n"
+    "  %2 = cast %n : f32[17]\n"
+    "  %3 = cast %x : bool[17]\n"
+    "  %4 = cast %b : f32[17]\n"
+    "  %5 = cast %l : i32[17]\n"
+    "  %6 = cast %x : f64[17]\n"
+    "  %7 = cast %d : f32[17]\n"
+    "  %8 = cast %x : f16[17]\n"
+    "  %9 = cast %h : f32[17]\n"
+    "  %10 = cast %x : bf16[17]\n"
+    "  %11 = cast %d : i64[17]\n"
+    "  %12 = add %h, %h : f16[17]\n"
+    "  %13 = cast %12 : f32[17]\n"
+    "  return %0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %13\n"
+    "}\n";
+
+static void test_ops_cast(void **state) {
+  Spec sp = EW;
+  sp.ihi = 300;
+  check_module(cast_nnir, &sp);
+}
+
+static const char sources_nnir[] =
+    "module @t\n"
+    "func @sources() -> (c: f32[4,6], m: f32[5,5], r: f32[3,257], h: f16[7], i: i32[7], "
+    "j: f32[2,3,4], k: i64[], n: bf16[9]) {\n"
+    "  %c = constant {value = 0.5} : f32[4,6]\n"
+    "  %m = causal_mask : f32[5,5]\n"
+    "  %r = rand {seed = 3} : f32[3,257]\n"
+    "  %h = rand {seed = 4} : f16[7]\n"
+    "  %i = iota : i32[7]\n"
+    "  %j = iota {axis = 1} : f32[2,3,4]\n"
+    "  %k = constant {value = -7.0} : i64[]\n"
+    "  %n = rand : bf16[9]\n"
+    "  return %c, %m, %r, %h, %i, %j, %k, %n\n"
+    "}\n";
+
+static void test_ops_sources(void **state) {
+  Spec sp = EW;
+  sp.rtol = 0;
+  sp.atol = 0;
+  check_module(sources_nnir, &sp);
+}
+
+/* ------------------------------------------------------------- reductions */
+
+static const char reduce_nnir[] =
+    "module @t\n"
+    "func @reduce(%x: f32[5,17,3], %n: i32[5,7], %v: f32[257]) -> (a: f32[], b: f32[5,3], "
+    "c: f32[1,17,1], d: i32[5], e: f32[5,3], f: f32[5], g: i32[5,3], h: i32[1,7], "
+    "i: f32[17], j: f32[], k: f32[5,17], l: i32[]) {\n"
+    "  %0 = sum %x : f32[]\n"
+    "  %1 = mean %x {axes = [1]} : f32[5,3]\n"
+    "  %2 = max %x {keepdims = true, axes = [0, -1]} : f32[1,17,1]\n"
+    "  %3 = min %n {axes = [1]} : i32[5]\n"
+    "  %4 = logsumexp %x {axes = [1]} : f32[5,3]\n"
+    "  %5 = var %x {axes = [1, 2]} : f32[5]\n"
+    "  %6 = argmax %x {axis = 1} : i32[5,3]\n"
+    "  %7 = argmax %n {axis = 0, keepdims = true} : i32[1,7]\n"
+    "  %8 = min %x {axes = [0, 2]} : f32[17]\n"
+    "  %9 = sum %v : f32[]\n"
+    "  %10 = var %x {axes = [2], correction = 0.0} : f32[5,17]\n"
+    "  %11 = sum %n : i32[]\n"
+    "  return %0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11\n"
+    "}\n";
+
+static void test_ops_reduce(void **state) {
+  Spec sp = RED;
+  check_module(reduce_nnir, &sp);
+}
+
+/* ------------------------------------------------------------------ shape */
+
+static const char shape_nnir[] =
+    "module @t\n"
+    "param @emb : f32[13,5] = zeros\n"
+    "func @shape(%x: f32[3,4,10], %v: f32[10], %ids: i32[3,4], %y: f32[3,4,2]) -> "
+    "(a: f32[3,2,4,5], b: f32[3,7,6], c: f32[3,2,4,10], d: f32[3,4,13], e: f32[3,4,5], "
+    "f: f32[4,3,10], g: f32[3,4,12], h: f32[12,10], i: f32[3,4,0], j: f32[3,4,10]) {\n"
+    "  %0 = reshape %x : f32[3,4,2,5]\n"
+    "  %1 = transpose %0 {perm = [0, 2, 1, 3]} : f32[3,2,4,5]\n"
+    "  %2 = broadcast %v : f32[3,4,10]\n"
+    "  %3 = concat %x, %2, %y {axis = -1} : f32[3,4,22]\n"
+    "  %4 = slice %3 {axis = 2, start = 1, end = -1, step = 4} : f32[3,4,5]\n"
+    "  %5 = pad %4 {pads = [0, 0, 1, 2, 0, 1], value = 9.0} : f32[3,7,6]\n"
+    "  %6 = stack %x, %2 {axis = 1} : f32[3,2,4,10]\n"
+    "  %7 = one_hot %ids {classes = 13} : f32[3,4,13]\n"
+    "  %8 = gather @emb, %ids : f32[3,4,5]\n"
+    "  %9 = transpose %x {perm = [1, 0, 2]} : f32[4,3,10]\n"
+    "  %10 = concat %x, %y {axis = 2} : f32[3,4,12]\n"
+    "  %11 = reshape %x : f32[12,10]\n"
+    "  %12 = slice %x {axis = 2, start = 8, end = 0, step = 3} : f32[3,4,0]\n"
+    "  %13 = neg %x : f32[3,4,10]\n"
+    "  %14 = reshape %13 : f32[120]\n"
+    "  %15 = reshape %14 : f32[3,4,10]\n"
+    "  return %1, %5, %6, %7, %8, %9, %10, %11, %12, %15\n"
+    "}\n"
+    "func @badindex(%ids: i32[3,4]) -> (e: f32[3,4,5]) {\n"
+    "  %0 = gather @emb, %ids : f32[3,4,5]\n"
+    "  return %0\n"
+    "}\n";
+
+static void test_ops_shape(void **state) {
+  Spec sp = EW;
+  sp.ihi = 13; /* badindex: labels up to 12 for a 13-row table: in range */
+  check_module(shape_nnir, &sp);
+  sp.ihi = 20; /* out of range: both engines must fail */
+  check_module(shape_nnir, &sp);
+}
+
+/* ----------------------------------------------------------------- linalg */
+
+static const char linalg_nnir[] =
+    "module @t\n"
+    "func @mm(%a: f32[17,33], %b: f32[33,19], %c: f32[2,3,5,7], %d: f32[7,4], %v: f32[7], "
+    "%w: f32[3,7], %e: f64[3,5], %f: f64[5,2], %t: f32[2,3,5,7]) -> (a: f32[17,19], "
+    "b: f32[2,3,5,4], c: f32[4], d: f32[3], e: f64[3,2], f: f32[2,3,5,5]) {\n"
+    "  %0 = matmul %a, %b : f32[17,19]\n"
+    "  %1 = matmul %c, %d : f32[2,3,5,4]\n"
+    "  %2 = matmul %v, %d : f32[4]\n"
+    "  %3 = matmul %w, %v : f32[3]\n"
+    "  %4 = matmul %e, %f : f64[3,2]\n"
+    "  %5 = transpose %t {perm = [0, 1, 3, 2]} : f32[2,3,7,5]\n"
+    "  %6 = matmul %c, %5 : f32[2,3,5,5]\n"
+    "  return %0, %1, %2, %3, %4, %6\n"
+    "}\n"
+    "func @sm(%x: f32[3,4,17], %q: f32[2,5,8], %k: f32[2,6,8], %v: f32[2,6,3], "
+    "%m: bool[5,6], %fm: f32[2,5,6]) -> (a: f32[3,4,17], b: f32[3,4,17], c: f32[2,5,3], "
+    "d: f32[2,5,3], e: f32[2,5,3], f: f32[2,5,3]) {\n"
+    "  %0 = softmax %x : f32[3,4,17]\n"
+    "  %1 = log_softmax %x {axis = 1} : f32[3,4,17]\n"
+    "  %2 = attention %q, %k, %v : f32[2,5,3]\n"
+    "  %3 = attention %q, %k, %v {causal = true, scale = 0.5} : f32[2,5,3]\n"
+    "  %4 = attention %q, %k, %v, %m : f32[2,5,3]\n"
+    "  %5 = attention %q, %k, %v, %fm : f32[2,5,3]\n"
+    "  return %0, %1, %2, %3, %4, %5\n"
+    "}\n";
+
+static void test_ops_linalg(void **state) {
+  Spec sp = RED;
+  check_module(linalg_nnir, &sp);
+}
+
+/* ----------------------------------------------------------------- vision */
+
+static const char vision_nnir[] =
+    "module @t\n"
+    "param @c1.w : f32[16,3,3,3] = zeros\n"
+    "param @c1.b : f32[16] = zeros\n"
+    "param @g.w : f32[16,4,3,3] = zeros\n"
+    "param @t.w : f32[16,8,3,3] = zeros\n"
+    "param @t4.w : f32[16,8,4,4] = zeros\n"
+    "param @c1d.w : f32[8,3,5] = zeros\n"
+    "param @tg.w : f32[16,2,3,3] = zeros\n"
+    "func @vision(%x8: f32[2,3,8,8], %x7: f32[2,3,7,7], %x7b: f32[2,16,7,7], %seq: f32[2,3,17]) "
+    "-> (a: f32[2,16,4,4], b: f32[2,16,4,4], c: f32[2,8,8,8], d: f32[2,8,17], e: f32[2,8,7,7], "
+    "f: f32[2,8,5,9], g: f32[2,8,8,8], h: f32[2,16,4,4], i: f32[2,8,8,8], j: f32[2,8,4,4], "
+    "k: f32[2,4,8,8], l: f32[2,8,15,15], m: f32[2,8,6,6], n: f32[2,8,13,13]) {\n"
+    "  %0 = conv2d %x8, @c1.w, @c1.b {stride = [2, 2], padding = [1, 1]} : f32[2,16,4,4]\n"
+    "  %1 = conv2d %x7, @c1.w {stride = [2, 2], padding = [1, 1]} : f32[2,16,4,4]\n"
+    "  %2 = conv2d %0, @g.w {groups = 4, padding = [1, 1]} : f32[2,16,4,4]\n"
+    "  %3 = conv_transpose2d %0, @t.w {stride = [2, 2], padding = [1, 1], output_padding = [1, 1]} : f32[2,8,8,8]\n"
+    "  %4 = conv_transpose2d %0, @t4.w {stride = [2, 2], padding = [1, 1]} : f32[2,8,8,8]\n"
+    "  %5 = conv_transpose2d %x7b, @t.w {stride = [2, 2], padding = [1, 1]} : f32[2,8,13,13]\n"
+    "  %6 = conv1d %seq, @c1d.w {padding = [4], dilation = [2]} : f32[2,8,17]\n"
+    "  %7 = max_pool2d %3 {kernel = [2, 2]} : f32[2,8,4,4]\n"
+    "  %8 = avg_pool2d %5 {kernel = [3, 3], stride = [2, 2], padding = [1, 1]} : f32[2,8,7,7]\n"
+    "  %9 = upsample_nearest %7 {size = [5, 9]} : f32[2,8,5,9]\n"
+    "  %10 = upsample_bilinear %7 {size = [8, 8], align_corners = true} : f32[2,8,8,8]\n"
+    "  %11 = pixel_shuffle %0 {r = 2} : f32[2,4,8,8]\n"
+    "  %12 = pixel_unshuffle %11 {r = 2} : f32[2,16,4,4]\n"
+    "  %13 = upsample_bilinear %7 {size = [8, 8]} : f32[2,8,8,8]\n"
+    "  %14 = conv_transpose2d %0, @tg.w {groups = 8, stride = [2, 2], dilation = [2, 2]} : f32[2,16,11,11]\n"
+    "  %15 = max_pool2d %5 {kernel = [5, 5], stride = [1, 1], padding = [1, 1]} : f32[2,8,11,11]\n"
+    "  %16 = avg_pool2d %5 {kernel = [2, 2], padding = [1, 1], count_include_pad = false} : f32[2,8,7,7]\n"
+    "  %17 = max_pool2d %3 {kernel = [2, 3], stride = [2, 1]} : f32[2,8,4,6]\n"
+    "  %18 = slice %14 {axis = 1, start = 0, end = 8} : f32[2,8,11,11]\n"
+    "  %19 = pad %15 {pads = [0, 0, 0, 0, 2, 2, 2, 2]} : f32[2,8,15,15]\n"
+    "  %20 = add %18, %15 : f32[2,8,11,11]\n"
+    "  %21 = slice %20 {axis = 2, start = 0, end = 6} : f32[2,8,6,11]\n"
+    "  %22 = slice %21 {axis = 3, start = 0, end = 6} : f32[2,8,6,6]\n"
+    "  return %1, %2, %4, %6, %8, %9, %10, %12, %13, %7, %11, %19, %22, %5\n"
+    "}\n";
+
+static void test_ops_vision(void **state) {
+  Spec sp = RED;
+  check_module(vision_nnir, &sp);
+}
+
+/* ------------------------------------------------------- losses, metrics */
+
+static const char loss_nnir[] =
+    "module @t\n"
+    "func @losses(%logits: f32[7,10], %labels: i32[7], %z: f32[7,3], %y: f32[7,3], "
+    "%seqlog: f16[2,5,7], %seqlab: i64[2,5], %yb: f32[3]) -> (a: f32[], b: f32[], c: f32[], "
+    "d: f32[], e: f32[], f: f32[], g: f32[], h: f32[], j: f16[], k: f32[], l: f32[]) {\n"
+    "  %0 = cross_entropy %logits, %labels {label_smoothing = 0.1} : f32[]\n"
+    "  %1 = log_softmax %logits : f32[7,10]\n"
+    "  %2 = nll %1, %labels : f32[]\n"
+    "  %3 = bce_with_logits %z, %y : f32[]\n"
+    "  %4 = mse %z, %y : f32[]\n"
+    "  %5 = l1 %z, %y : f32[]\n"
+    "  %6 = huber %z, %y {delta = 0.5} : f32[]\n"
+    "  %7 = soft_accuracy %logits, %labels : f32[]\n"
+    "  %8 = soft_f1 %logits, %labels : f32[]\n"
+    "  %10 = cross_entropy %seqlog, %seqlab : f16[]\n"
+    "  %11 = mse %yb, %yb : f32[]\n"
+    "  %12 = cross_entropy %logits, %labels : f32[]\n"
+    "  return %0, %2, %3, %4, %5, %6, %7, %8, %10, %11, %12\n"
+    "}\n"
+    "func @metrics(%logits: f32[9,10], %labels: i32[9]) -> (a: f32[], b: f32[], c: f32[]) {\n"
+    "  %0 = accuracy %logits, %labels : f32[]\n"
+    "  %2 = f1 %logits, %labels : f32[]\n"
+    "  %4 = top_k %logits, %labels {k = 3} : f32[]\n"
+    "  return %0, %2, %4\n"
+    "}\n";
+
+static const char binary_loss_nnir[] =
+    "module @t\n"
+    "func @binary(%x: f32[11], %l: i32[11], %p: f32[11], %t: f32[11]) -> (a: f32[], b: f32[], "
+    "c: f32[], d: f32[], e: f32[]) {\n"
+    "  %0 = accuracy %x, %l : f32[]\n"
+    "  %1 = f1 %x, %l : f32[]\n"
+    "  %2 = soft_f1 %x, %l : f32[]\n"
+    "  %3 = soft_accuracy %x, %l : f32[]\n"
+    "  %4 = bce_with_logits %p, %t : f32[]\n"
+    "  return %0, %1, %2, %3, %4\n"
+    "}\n";
+
+static void test_ops_loss(void **state) {
+  Spec sp = RED;
+  check_module(loss_nnir, &sp);
+  sp.ihi = 2;
+  check_module(binary_loss_nnir, &sp);
+  sp.ihi = 12; /* labels out of range: both engines must fail */
+  check_module(loss_nnir, &sp);
+}
+
+/* ------------------------------------------------------------- rules table */
+
+static void test_ops_every_op_lowered(void **state) {
+  for (int op = 0; op < IR_OP_COUNT; op++) {
+    if (!cg_has_lowering((IrOp)op)) fprintf(stderr, "no lowering: %s\n", ir_op_info[op].name);
+    assert_true(cg_has_lowering((IrOp)op));
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_ops_every_op_lowered),
+      cmocka_unit_test(test_ops_unary),
+      cmocka_unit_test(test_ops_binary),
+      cmocka_unit_test(test_ops_int),
+      cmocka_unit_test(test_ops_cast),
+      cmocka_unit_test(test_ops_sources),
+      cmocka_unit_test(test_ops_reduce),
+      cmocka_unit_test(test_ops_shape),
+      cmocka_unit_test(test_ops_linalg),
+      cmocka_unit_test(test_ops_vision),
+      cmocka_unit_test(test_ops_loss),
+  };
+  return cmocka_run_group_tests(tests, harness_setup, NULL);
+}
