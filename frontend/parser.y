@@ -557,6 +557,10 @@ AstProgram *ast_parse(Diag *d, const char *file, const char *text,
   prog->strs = strtab_new(a);
   const DiagFile *f = diag_find_file(d, file);
   prog->file = f ? f->name : strtab_cstr(prog->strs, file);
+  if (len > INT32_MAX) { /* flex takes an int; SrcLoc offsets are 32-bit */
+    diag_error(d, (SrcLoc){0}, "%s: file too large", prog->file);
+    return prog;
+  }
   Parser p = {.prog = prog, .diag = d, .file = prog->file, .text = text,
               .len = len};
   lex_begin(&p);
