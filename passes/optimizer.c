@@ -11,7 +11,10 @@
 ** Requires: a verified module; @loss_grad with the arguments of @loss and
 **   the results loss, @loss's state updates, then grad.<param> for each
 **   param in module order (autodiff's contract).  Does nothing when the
-**   module has no train block, no @loss_grad, or already has @train_step.
+**   module has no train block or no @loss_grad.  When @train_step exists
+**   already, the module was expanded before: a @loss_grad beside it (which
+**   autodiff re-derives from @loss when the pipeline runs again on a
+**   printed module) is removed, so the pipeline is idempotent.
 ** Preserves: @forward, @loss, @eval_step, @lr; existing globals.
 ** Invalidates: @loss_grad, which becomes @train_step (renamed in place and
 **   extended: no node is copied, so scans of the backward pass stay put).
@@ -695,7 +698,13 @@ static bool build_step(Opt *o, IrFunc *lg) {
 /* optimizer: @loss_grad + train settings -> @train_step (file header). */
 bool pass_optimizer(IrModule *m, PassCtx *cx) {
   IrFunc *lg = ir_func_find(m, "loss_grad");
-  if (!m->train || !lg || ir_func_find(m, "train_step")) return true;
+  if (lg && ir_func_find(m, "train_step")) {
+    /* expanded before: autodiff re-derived @loss_grad from @loss (the
+    ** default pipeline run again on a printed module); drop it */
+    ir_func_remove(m, lg);
+    return true;
+  }
+  if (!m->train || !lg) return true;
   Opt o = {.m = m, .cx = cx, .f = lg, .b = lg->body, .ok = true};
   if (!read_optimizer(&o)) return false;
   if (lg->body->nrets < 1 || strcmp(lg->ret_names[0], "loss")) {

@@ -175,6 +175,21 @@ static void set_global(Fx *fx, const char *name, int n, const double *v) {
   for (int i = 0; i < n; i++) set_elem(t, i, v[i]);
 }
 
+/* fx->m as .nnir text. */
+static const char *print_module(Fx *fx) {
+  FILE *f = tmpfile();
+  assert_non_null(f);
+  IrPrintOpts po = {0};
+  ir_print_module(f, fx->m, &po);
+  long n = ftell(f);
+  char *s = arena_alloc(fx->a, (size_t)n + 1, 1);
+  rewind(f);
+  size_t got = fread(s, 1, (size_t)n, f);
+  s[got] = 0;
+  fclose(f);
+  return s;
+}
+
 /* Parse .nnir text into fx->m. */
 static void load(Fx *fx, const char *text) {
   const char *err = NULL;
@@ -896,6 +911,26 @@ static void test_with_autodiff(void **state) {
   assert_double_equal(gv(fx, "fc.w", 0), 1.5, 0.05);
 }
 
+/* The module printed after autodiff,optimizer, parsed and put through the
+** same passes again, prints the same (the round trip of the default
+** pipeline): the re-derived @loss_grad is dropped. */
+static void test_pipeline_idempotent(void **state) {
+  Fx *fx = *state;
+  if (!pass_lookup("autodiff")) skip();
+  compile_model(fx, "    batch 4\n    optimizer adamw(lr: 0.05)\n"
+                    "    average ema(0.99)\n    clip 1.0\n"
+                    "    lr 0.05 * linear_decay(step, total: total_steps)");
+  const char *list = "canonicalize,autodiff,optimizer,canonicalize";
+  run_passes(fx, list);
+  const char *a = print_module(fx);
+  ir_module_free(fx->m);
+  fx->m = NULL;
+  load(fx, a);
+  run_passes(fx, list);
+  assert_null(ir_func_find(fx->m, "loss_grad"));
+  assert_string_equal(print_module(fx), a);
+}
+
 /* Params of other float dtypes (f64, bf16, f16): every optimizer builds a
 ** well-typed step (scalars cast to the param's dtype), and a positive
 ** gradient lowers every param. */
@@ -971,6 +1006,7 @@ int main(void) {
       T(test_schedule_epoch),
       T(test_with_autodiff),
       T(test_param_dtypes),
+      T(test_pipeline_idempotent),
 #undef T
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
