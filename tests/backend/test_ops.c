@@ -391,6 +391,209 @@ static void test_ops_loss(void **state) {
   check_module(loss_nnir, &sp);
 }
 
+
+/* ------------------------------------------------------------------- scan */
+
+static const char scan_nnir[] =
+    "module @t\n"
+    "param @w.x : f32[8,16] = zeros\n"
+    "param @w.h : f32[16,16] = zeros\n"
+    "func @forward(%h0: f32[4,16], %x: f32[4,10,8], %xr: f32[10,4,8], %bias: f32[16]) -> "
+    "(h: f32[4,16], hs: f32[4,10,16], xs: f32[4,10,8]) {\n"
+    "  %0:3 = scan %h0, %x, %xr {reverse = true, ncarry = 1, axes = [1, 0]} : f32[4,16], "
+    "f32[4,10,16], f32[4,10,8] {\n"
+    "  ^(%h: f32[4,16], %xt: f32[4,8], %xt.1: f32[4,8]):\n"
+    "    %1 = matmul %xt, @w.x : f32[4,16]\n"
+    "    %2 = matmul %h, @w.h : f32[4,16]\n"
+    "    %3 = add %1, %2 : f32[4,16]\n"
+    "    %4:2 = scan %3, %bias {axes = [0], ncarry = 1} : f32[4,16], f32[16,4] {\n"
+    "    ^(%h.1: f32[4,16], %b: f32[]):\n"
+    "      %5 = add %h.1, %b : f32[4,16]\n"
+    "      %6 = add %5, %h : f32[4,16]\n"
+    "      %7 = tanh %6 : f32[4,16]\n"
+    "      %8 = sum %7 {axes = [1]} : f32[4]\n"
+    "      yield %7, %8\n"
+    "    }\n"
+    "    %9 = add %xt, %xt.1 : f32[4,8]\n"
+    "    yield %4#0, %4#0, %9\n"
+    "  }\n"
+    "  %10 = neg %0#0 : f32[4,16]\n"
+    "  return %10, %0#1, %0#2\n"
+    "}\n"
+    "func @lstm(%h0: f32[3,5], %c0: f32[3,5], %xs: f32[7,3,4], %wx: f32[4,20], %wh: f32[5,20], "
+    "%b: f32[20]) -> (h: f32[3,5], c: f32[3,5], hs: f32[7,3,5]) {\n"
+    "  %0:3 = scan %h0, %c0, %xs {ncarry = 2, axes = [0]} : f32[3,5], f32[3,5], f32[7,3,5] {\n"
+    "  ^(%h: f32[3,5], %c: f32[3,5], %x: f32[3,4]):\n"
+    "    %1 = matmul %x, %wx : f32[3,20]\n"
+    "    %2 = matmul %h, %wh : f32[3,20]\n"
+    "    %3 = add %1, %2 : f32[3,20]\n"
+    "    %4 = add %3, %b : f32[3,20]\n"
+    "    %i = slice %4 {axis = 1, start = 0, end = 5} : f32[3,5]\n"
+    "    %f = slice %4 {axis = 1, start = 5, end = 10} : f32[3,5]\n"
+    "    %g = slice %4 {axis = 1, start = 10, end = 15} : f32[3,5]\n"
+    "    %o = slice %4 {axis = 1, start = 15, end = 20} : f32[3,5]\n"
+    "    %si = sigmoid %i : f32[3,5]\n"
+    "    %sf = sigmoid %f : f32[3,5]\n"
+    "    %tg = tanh %g : f32[3,5]\n"
+    "    %so = sigmoid %o : f32[3,5]\n"
+    "    %fc = mul %sf, %c : f32[3,5]\n"
+    "    %ig = mul %si, %tg : f32[3,5]\n"
+    "    %c2 = add %fc, %ig : f32[3,5]\n"
+    "    %tc = tanh %c2 : f32[3,5]\n"
+    "    %h2 = mul %so, %tc : f32[3,5]\n"
+    "    yield %h2, %c2, %h2\n"
+    "  }\n"
+    "  return %0#0, %0#1, %0#2\n"
+    "}\n"
+    "func @swap(%a0: f32[3], %b0: f32[3]) -> (a: f32[3], b: f32[3], e: f32[5,3]) {\n"
+    "  %0:3 = scan %a0, %b0 {ncarry = 2, length = 5} : f32[3], f32[3], f32[5,3] {\n"
+    "  ^(%a: f32[3], %b: f32[3]):\n"
+    "    %1 = add %a, %b : f32[3]\n"
+    "    yield %b, %1, %a\n"
+    "  }\n"
+    "  return %0#0, %0#1, %0#2\n"
+    "}\n";
+
+static void test_ops_scan(void **state) {
+  Spec sp = RED;
+  check_module(scan_nnir, &sp);
+}
+
+/* ----------------------------------------------------------------- fusion */
+
+/* The kernels of a module and the results of its functions. */
+static void check_fused(const char *text, int want_kernels, const char *const *names) {
+  Spec sp = RED;
+  Lib L;
+  bool ok = lib_build(&L, text, &sp, false);
+  if (ok && L.nkernels != want_kernels)
+    fprintf(stderr, "kernels: %s(want %d)\n", L.kernels, want_kernels);
+  int bad = ok ? check_func(&L, L.m->funcs, &sp, 42) : 1;
+  bool named = true;
+  for (int i = 0; ok && names[i]; i++)
+    if (!strstr(L.kernels, names[i])) {
+      fprintf(stderr, "no kernel %s in: %s\n", names[i], L.kernels);
+      named = false;
+    }
+  int nk = L.nkernels;
+  lib_free(&L);
+  assert_true(ok);
+  assert_int_equal(bad, 0);
+  assert_int_equal(nk, want_kernels);
+  assert_true(named);
+}
+
+static const char layernorm_nnir[] =
+    "module @t\n"
+    "func @layernorm(%x: f32[6,257], %g: f32[257], %b: f32[257]) -> (y: f32[6,257]) {\n"
+    "  %m = mean %x {axes = [1], keepdims = true} : f32[6,1]\n"
+    "  %d = sub %x, %m : f32[6,257]\n"
+    "  %d2 = mul %d, %d : f32[6,257]\n"
+    "  %v = mean %d2 {axes = [1], keepdims = true} : f32[6,1]\n"
+    "  %e = constant {value = 1e-05} : f32[]\n"
+    "  %ve = add %v, %e : f32[6,1]\n"
+    "  %r = rsqrt %ve : f32[6,1]\n"
+    "  %n = mul %d, %r : f32[6,257]\n"
+    "  %s = mul %n, %g : f32[6,257]\n"
+    "  %y = add %s, %b : f32[6,257]\n"
+    "  return %y\n"
+    "}\n";
+
+static void test_ops_fused_layernorm(void **state) {
+  /* mean, x - mean (two uses), mean(d*d), and one loop for the rest */
+  static const char *const names[] = {"_fused_mean_mul", "_fused_add_mul_mul_rsqrt_add", NULL};
+  check_fused(layernorm_nnir, 4, names);
+}
+
+static const char mlp_nnir[] =
+    "module @t\n"
+    "func @mlp(%x: f32[17,33], %w: f32[33,65], %b: f32[65]) -> (y: f32[17,65]) {\n"
+    "  %0 = matmul %x, %w : f32[17,65]\n"
+    "  %1 = add %0, %b : f32[17,65]\n"
+    "  %2 = relu %1 : f32[17,65]\n"
+    "  return %2\n"
+    "}\n";
+
+static void test_ops_fused_mlp(void **state) {
+  static const char *const names[] = {"_matmul", "_fused_relu_add", NULL};
+  check_fused(mlp_nnir, 2, names);
+}
+
+static const char softmax_fused_nnir[] =
+    "module @t\n"
+    "func @scaled(%x: f32[5,33], %s: f32[]) -> (y: f32[5,33], z: f32[5]) {\n"
+    "  %0 = mul %x, %s : f32[5,33]\n"
+    "  %1 = softmax %0 : f32[5,33]\n"
+    "  %2 = exp %x : f32[5,33]\n"
+    "  %3 = sum %2 {axes = [1]} : f32[5]\n"
+    "  return %1, %3\n"
+    "}\n";
+
+static void test_ops_fused_softmax(void **state) {
+  static const char *const names[] = {"_fused_softmax_mul", "_fused_sum_exp", NULL};
+  check_fused(softmax_fused_nnir, 2, names);
+}
+
+/* ------------------------------------------------------- vector registers */
+
+/* The assembly of function `name` (from its label to its end marker). */
+static const char *asm_func(const char *text, const char *name, char *buf, size_t cap) {
+  char label[128];
+  snprintf(label, sizeof label, "\n%s:", name);
+  const char *p = strstr(text, label);
+  if (!p) return NULL;
+  const char *e = strstr(p, ".Lfunc_end");
+  size_t n = e ? (size_t)(e - p) : strlen(p);
+  if (n >= cap) n = cap - 1;
+  memcpy(buf, p, n);
+  buf[n] = 0;
+  return buf;
+}
+
+static bool packed(const char *code, const char *insn) {
+  for (const char *p = strstr(code, insn); p; p = strstr(p + 1, insn)) {
+    const char *eol = strchr(p, '\n');
+    size_t n = eol ? (size_t)(eol - p) : strlen(p);
+    char line[160];
+    snprintf(line, sizeof line, "%.*s", (int)(n < 159 ? n : 159), p);
+    if (strstr(line, "%ymm") || strstr(line, "%zmm") || strstr(line, "%xmm")) return true;
+  }
+  return false;
+}
+
+static const char vec_nnir[] =
+    "module @t\n"
+    "func @vec(%x: f32[64,256], %y: f32[64,256], %a: f32[64,64], %b: f32[64,64]) -> "
+    "(s: f32[64,256], m: f32[64,64]) {\n"
+    "  %0 = add %x, %y : f32[64,256]\n"
+    "  %1 = matmul %a, %b : f32[64,64]\n"
+    "  return %0, %1\n"
+    "}\n";
+
+static void test_ops_vector_registers(void **state) {
+  Spec sp = RED;
+  sp.par = -1;
+  Lib L;
+  bool ok = lib_build(&L, vec_nnir, &sp, true);
+  assert_true(ok && L.asm_text);
+  static char buf[1 << 18];
+  const char *add = asm_func(L.asm_text, "k0_add", buf, sizeof buf);
+  bool add_vec = add && packed(add, "vaddps");
+  if (!add_vec) fprintf(stderr, "k0_add is not vectorised:\n%s\n", add ? add : "(missing)");
+  bool mm_vec = false;
+  const char *mm = asm_func(L.asm_text, "k1_matmul", buf, sizeof buf);
+  mm_vec = mm && (packed(mm, "vfmadd") || packed(mm, "vmulps"));
+  for (const char *p = strstr(L.asm_text, "\nk1_matmul_gemm"); !mm_vec && p;
+       p = strstr(p + 1, "\nk1_matmul_gemm"))
+    mm_vec = packed(p, "vfmadd");
+  if (!mm_vec) fprintf(stderr, "k1_matmul is not vectorised\n");
+  int bad = check_func(&L, L.m->funcs, &sp, 7);
+  lib_free(&L);
+  assert_true(add_vec);
+  assert_true(mm_vec);
+  assert_int_equal(bad, 0);
+}
+
 /* ------------------------------------------------------------- rules table */
 
 static void test_ops_every_op_lowered(void **state) {
@@ -413,6 +616,11 @@ int main(void) {
       cmocka_unit_test(test_ops_linalg),
       cmocka_unit_test(test_ops_vision),
       cmocka_unit_test(test_ops_loss),
+      cmocka_unit_test(test_ops_scan),
+      cmocka_unit_test(test_ops_fused_layernorm),
+      cmocka_unit_test(test_ops_fused_mlp),
+      cmocka_unit_test(test_ops_fused_softmax),
+      cmocka_unit_test(test_ops_vector_registers),
   };
   return cmocka_run_group_tests(tests, harness_setup, NULL);
 }
