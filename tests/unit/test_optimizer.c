@@ -55,6 +55,7 @@ typedef struct Fx {
   IrTensor glob[MAXG]; /* current values of the globals, module order */
   int nglob;
   double loss, lr; /* of the last step */
+  bool f32;        /* run the interpreter in f32 (default f64) */
   char dir[64];
 } Fx;
 
@@ -96,31 +97,36 @@ static const char *fx_errors(Fx *fx) {
 
 /* ------------------------------------------------------ host tensors */
 
-static bool f64_float(DType t) { return ir_dtype_is_float(t); }
+/* Float elements are doubles in f64 mode, floats otherwise. */
+static bool dbl(const Fx *fx, DType t) {
+  return ir_dtype_is_float(t) && !fx->f32;
+}
 
-static double elem(const IrTensor *t, int64_t i) {
+static double elem(const Fx *fx, const IrTensor *t, int64_t i) {
   DType d = t->type.dtype;
-  if (f64_float(d)) return ((double *)t->data)[i];
+  if (dbl(fx, d)) return ((double *)t->data)[i];
+  if (ir_dtype_is_float(d)) return ((float *)t->data)[i];
   if (d == DT_I64) return (double)((int64_t *)t->data)[i];
   if (d == DT_I32) return ((int32_t *)t->data)[i];
   return ((uint8_t *)t->data)[i];
 }
 
-static void set_elem(IrTensor *t, int64_t i, double x) {
+static void set_elem(const Fx *fx, IrTensor *t, int64_t i, double x) {
   DType d = t->type.dtype;
-  if (f64_float(d)) ((double *)t->data)[i] = x;
+  if (dbl(fx, d)) ((double *)t->data)[i] = x;
+  else if (ir_dtype_is_float(d)) ((float *)t->data)[i] = (float)x;
   else if (d == DT_I64) ((int64_t *)t->data)[i] = (int64_t)x;
   else if (d == DT_I32) ((int32_t *)t->data)[i] = (int32_t)x;
   else ((uint8_t *)t->data)[i] = (uint8_t)x;
 }
 
-static size_t tensor_bytes(const IrType *t) {
+static size_t tensor_bytes(const Fx *fx, const IrType *t) {
   int64_t n = ir_type_numel(t);
-  return (size_t)(n ? n : 1) * (size_t)ir_interp_elem_size(t->dtype, true);
+  return (size_t)(n ? n : 1) * (size_t)ir_interp_elem_size(t->dtype, !fx->f32);
 }
 
 static IrTensor zeros(Fx *fx, IrType t) {
-  IrTensor h = {t, arena_zalloc(fx->a, tensor_bytes(&t), 8)};
+  IrTensor h = {t, arena_zalloc(fx->a, tensor_bytes(fx, &t), 8)};
   return h;
 }
 
@@ -166,13 +172,13 @@ static IrTensor *glob(Fx *fx, const char *name) {
 }
 
 static double gv(Fx *fx, const char *name, int64_t i) {
-  return elem(glob(fx, name), i);
+  return elem(fx, glob(fx, name), i);
 }
 
 static void set_global(Fx *fx, const char *name, int n, const double *v) {
   IrTensor *t = glob(fx, name);
   assert_int_equal(ir_type_numel(&t->type), n);
-  for (int i = 0; i < n; i++) set_elem(t, i, v[i]);
+  for (int i = 0; i < n; i++) set_elem(fx, t, i, v[i]);
 }
 
 /* fx->m as .nnir text. */
@@ -214,21 +220,21 @@ static IrTensor *call(Fx *fx, const char *fname, const double *const *in,
     int64_t n = ir_type_numel(&b->args[i]->type);
     double one = i == nmodel ? epoch : total;
     const double *src = i < nmodel ? in[i] : &one;
-    for (int64_t k = 0; k < n; k++) set_elem(&ins[i], k, src[k]);
+    for (int64_t k = 0; k < n; k++) set_elem(fx, &ins[i], k, src[k]);
   }
   IrTensor *outs = ARENA_ARRAY(fx->a, IrTensor, b->nrets + 1);
-  IrInterpOpts o = {.f64 = true, .training = true, .seed = 1};
+  IrInterpOpts o = {.f64 = !fx->f32, .training = true, .seed = 1};
   const char *err = NULL;
   if (!ir_interp(fx->m, f, ins, fx->glob, outs, &o, fx->a, &err))
     fail_msg("@%s: %s", fname, err ? err : "?");
   for (int i = 0; i < b->nrets; i++) {
     const char *rn = f->ret_names[i];
-    if (!strcmp(rn, "loss")) fx->loss = elem(&outs[i], 0);
-    if (!strcmp(rn, "lr")) fx->lr = elem(&outs[i], 0);
+    if (!strcmp(rn, "loss")) fx->loss = elem(fx, &outs[i], 0);
+    if (!strcmp(rn, "lr")) fx->lr = elem(fx, &outs[i], 0);
     if (rn[0] != '@' || !strcmp(fname, "average")) continue;
     IrTensor *t = glob(fx, rn + 1);
     assert_true(ir_type_eq(&t->type, &outs[i].type));
-    memcpy(t->data, outs[i].data, tensor_bytes(&t->type));
+    memcpy(t->data, outs[i].data, tensor_bytes(fx, &t->type));
   }
   return outs;
 }
@@ -461,6 +467,20 @@ static void test_adam_l2_oracle(void **state) {
   assert_true(fabs(adam_l2_oracle[1] - adamw_oracle[1]) > 1e-6);
 }
 
+/* The same in the f32 interpreter (what generated code computes): within
+** f32 rounding of the oracle. */
+static void test_adamw_oracle_f32(void **state) {
+  Fx *fx = *state;
+  fx->f32 = true;
+  setup_two(fx, "", "optimizer = adamw {lr = 0.001, weight_decay = 0.01}", 1);
+  for (int t = 0; t < 3; t++) {
+    step2(fx, grads3[t], grads3[t], grads3[t], grads3[t]);
+    assert_double_equal(gv(fx, "w", 0), adamw_oracle[t], 2e-7);
+    assert_double_equal(gv(fx, "b", 0), adam_ref(t + 1, grads3, 1e-3), 2e-7);
+  }
+  assert_int_equal((int)gv(fx, "opt.step", 0), 3);
+}
+
 /* Zero gradients: AdamW gives (1 - lr wd)^t; the bias keeps its value. */
 static void test_adamw_zero_grad(void **state) {
   Fx *fx = *state;
@@ -672,14 +692,14 @@ static void test_polyak(void **state) {
   double w0[2] = {7, 8};
   set_global(fx, "w", 2, w0);
   IrTensor *av = call(fx, "average", NULL, 0, 0);
-  assert_double_equal(elem(&av[0], 1), 8, 0);
+  assert_double_equal(elem(fx, &av[0], 1), 8, 0);
   set_global(fx, "w", 2, (double[]){0, 0});
   feed_stream(fx);
   assert_double_equal(gv(fx, "avg.w", 0), 3.875, 1e-14);
   assert_double_equal(gv(fx, "avg.b", 1), 3.875, 1e-14);
   av = call(fx, "average", NULL, 0, 0);
-  assert_double_equal(elem(&av[0], 0), 3.875, 1e-14);
-  assert_double_equal(elem(&av[1], 0), 3.875, 1e-14);
+  assert_double_equal(elem(fx, &av[0], 0), 3.875, 1e-14);
+  assert_double_equal(elem(fx, &av[1], 0), 3.875, 1e-14);
   assert_double_equal(gv(fx, "w", 0), 6, 0); /* the params are untouched */
 }
 
@@ -690,8 +710,8 @@ static void test_ema(void **state) {
   feed_stream(fx);
   assert_double_equal(gv(fx, "avg.w", 0), 2.371939170, 1e-9);
   IrTensor *av = call(fx, "average", NULL, 0, 0);
-  assert_double_equal(elem(&av[0], 0), 4.164710464, 1e-9);
-  assert_double_equal(elem(&av[1], 1), 4.164710464, 1e-9);
+  assert_double_equal(elem(fx, &av[0], 0), 4.164710464, 1e-9);
+  assert_double_equal(elem(fx, &av[1], 1), 4.164710464, 1e-9);
 }
 
 /* -------------------------------------- schedules through the frontend */
@@ -987,6 +1007,7 @@ int main(void) {
       T(test_missing_grad),
       T(test_adamw_oracle),
       T(test_adam_l2_oracle),
+      T(test_adamw_oracle_f32),
       T(test_adamw_zero_grad),
       T(test_adamw_paper),
       T(test_adam_amsgrad),
