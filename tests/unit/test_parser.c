@@ -11,10 +11,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "ast.h"
+
+#ifndef NNC_SOURCE_DIR
+#define NNC_SOURCE_DIR "."
+#endif
 
 /* Test state: an arena for scratch data, one Diag writing to a temporary
 ** file, and the programs parsed (freed in teardown). */
@@ -765,6 +770,43 @@ static void test_parser_depth_limit(void **state) {
   assert_string_equal(p->decls.v[1]->name, "z");
 }
 
+/* Every .nn file of dir parses without errors into at least one
+** declaration; returns how many files there were. */
+static int parse_dir(void **state, const char *dir) {
+  Ctx *c = *state;
+  DIR *dp = opendir(dir);
+  if (!dp) return 0;
+  int nfiles = 0;
+  struct dirent *e;
+  while ((e = readdir(dp))) {
+    size_t n = strlen(e->d_name);
+    if (n < 4 || strcmp(e->d_name + n - 3, ".nn") != 0) continue;
+    char *path = arena_printf(c->a, "%s/%s", dir, e->d_name);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *text = arena_alloc(c->a, 1 << 20, 1);
+    size_t len = fread(text, 1, (1 << 20) - 1, f);
+    fclose(f);
+    text[len] = '\0';
+    Diag *d = diag_new(c->f);
+    const char *file = diag_add_file(d, path, text, len);
+    AstProgram *p = ast_parse(d, file, text, len);
+    if (d->nerrors) fail_msg("%s: %d syntax errors", path, d->nerrors);
+    assert_true(p->decls.n > 0);
+    ast_program_free(p);
+    diag_free(d);
+    nfiles++;
+  }
+  closedir(dp);
+  return nfiles;
+}
+
+static void test_parser_examples_and_std(void **state) {
+  int n = parse_dir(state, NNC_SOURCE_DIR "/examples");
+  n += parse_dir(state, NNC_SOURCE_DIR "/std");
+  assert_true(n >= 1);
+}
+
 /* ---------------------------------------------------------------- dump */
 
 static void test_parser_dump(void **state) {
@@ -872,6 +914,7 @@ int main(void) {
       T(test_parser_empty_and_blank_input),
       T(test_parser_many_list_elements),
       T(test_parser_depth_limit),
+      T(test_parser_examples_and_std),
       T(test_parser_dump),
       T(test_parser_dump_numbers),
       T(test_parser_kind_and_op_names),
