@@ -996,6 +996,88 @@ static void test_param_dtypes(void **state) {
   }
 }
 
+/* examples/mlp_tiny.nn (sgd on a Robbins-Monro lr, polyak averaging)
+** trained for its 100 steps on examples/data/tiny.csv through the
+** interpreter: the mean loss over the data must fall well below its start,
+** and the polyak weights of @average must classify the data. */
+static double tiny_eval(Fx *fx, const double *rows, int n, double *acc) {
+  double loss = 0, hits = 0;
+  for (int i = 0; i + 4 <= n; i += 4) {
+    double x[16], y[4];
+    for (int r = 0; r < 4; r++) {
+      for (int c = 0; c < 4; c++) x[4 * r + c] = rows[5 * (i + r) + c];
+      y[r] = rows[5 * (i + r) + 4];
+    }
+    const double *in[2] = {x, y};
+    IrTensor *o = call(fx, "eval_step", in, 0, 0);
+    loss += elem(fx, &o[0], 0);
+    hits += elem(fx, &o[1], 0);
+  }
+  *acc = hits / (n / 4);
+  return loss / (n / 4);
+}
+
+static void test_tiny_model_trains(void **state) {
+  Fx *fx = *state;
+  if (!pass_lookup("autodiff")) skip();
+  FILE *f = fopen(NNC_SOURCE_DIR "/examples/data/tiny.csv", "r");
+  assert_non_null(f);
+  double rows[300];
+  int n = 0;
+  while (n < 60 && fscanf(f, "%lf,%lf,%lf,%lf,%lf", &rows[5 * n],
+                          &rows[5 * n + 1], &rows[5 * n + 2],
+                          &rows[5 * n + 3], &rows[5 * n + 4]) == 5)
+    n++;
+  fclose(f);
+  assert_int_equal(n, 60);
+  FrontendOpts o = {0};
+  const char *inc[] = {NNC_SOURCE_DIR "/std"};
+  o.incdirs = inc;
+  o.nincdirs = 1;
+  fx->m = frontend_compile(fx->d, NNC_SOURCE_DIR "/examples/mlp_tiny.nn", &o);
+  if (!fx->m) fail_msg("frontend:\n%s", fx_errors(fx));
+  run_passes(fx, "canonicalize,autodiff,optimizer,canonicalize");
+  init_globals(fx);
+  uint64_t seed = 0x9E3779B97F4A7C15ULL;
+  int gi = 0;
+  for (IrGlobal *g = fx->m->globals; g; g = g->next, gi++) {
+    if (g->kind != IRG_PARAM || g->type.rank < 2) continue;
+    for (int64_t k = 0; k < ir_type_numel(&g->type); k++) {
+      seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+      set_elem(fx, &fx->glob[gi], k, (double)(seed >> 11) * 0x1p-53 - 0.5);
+    }
+  }
+  double acc0, loss0 = tiny_eval(fx, rows, n, &acc0);
+  for (int s = 0; s < 100; s++) {
+    int i = (s % 15) * 4;
+    double x[16], y[4];
+    for (int r = 0; r < 4; r++) {
+      for (int c = 0; c < 4; c++) x[4 * r + c] = rows[5 * (i + r) + c];
+      y[r] = rows[5 * (i + r) + 4];
+    }
+    const double *in[2] = {x, y};
+    call(fx, "train_step", in, s / 15, 100);
+  }
+  double acc, loss = tiny_eval(fx, rows, n, &acc);
+  /* evaluate with the polyak weights in place of the params */
+  IrTensor *avg = call(fx, "average", NULL, 0, 0);
+  IrTensor saved[MAXG];
+  memcpy(saved, fx->glob, sizeof saved);
+  gi = 0;
+  int k = 0;
+  for (IrGlobal *g = fx->m->globals; g; g = g->next, gi++)
+    if (g->kind == IRG_PARAM) fx->glob[gi] = avg[k++];
+  double acc_avg, loss_avg = tiny_eval(fx, rows, n, &acc_avg);
+  memcpy(fx->glob, saved, sizeof saved);
+  print_message("mlp_tiny: loss %.4f -> %.4f (polyak %.4f), accuracy %.3f -> "
+                "%.3f (polyak %.3f)\n", loss0, loss, loss_avg, acc0, acc,
+                acc_avg);
+  assert_true(loss < 0.5 * loss0);
+  assert_true(acc >= 0.9);
+  assert_true(acc_avg >= 0.9);
+  assert_true(loss_avg < 0.5 * loss0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
@@ -1028,6 +1110,7 @@ int main(void) {
       T(test_with_autodiff),
       T(test_param_dtypes),
       T(test_pipeline_idempotent),
+      T(test_tiny_model_trains),
 #undef T
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
