@@ -4,9 +4,14 @@
 ** printing.  It holds no compiler logic: every decision about the program
 ** is made in frontend/, ir/ and passes/.
 **
+** Native code (--emit=exe|obj|asm|llvm, `nnc run`) goes through
+** backend/emit.h when nnc is linked with the backend (NNC_BACKEND defined
+** by CMake); without it those say "not implemented" and exit 2.
+**
 ** Exit status: 0 success; 1 errors in the input (diagnostics printed);
 ** 2 usage errors (unknown flag, missing argument, bad -D, an emit kind or
-** command that is not implemented yet).
+** command that is not implemented yet).  `nnc run` exits with the
+** program's status.
 */
 #include <errno.h>
 #include <limits.h>
@@ -15,13 +20,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../frontend/frontend.h"
 #include "../ir/arena.h"
 #include "../ir/diag.h"
 #include "../ir/ir.h"
+#include "../passes/memplan.h"
 #include "../passes/pass.h"
+#ifdef NNC_BACKEND
+#include "../backend/emit.h"
+#endif
 
 #ifndef NNC_VERSION
 #define NNC_VERSION "0.0.0"
@@ -76,7 +86,7 @@ static const char top_help[] =
     "commands:\n"
     "  build FILE         compile FILE (.nn or .nnir) and emit the result\n"
     "  check FILE         parse and shape-check only; silent on success\n"
-    "  run FILE -- ARGS   build and run (NOT IMPLEMENTED YET: backend pending)\n"
+    "  run FILE -- ARGS   build FILE to a temporary executable and run it\n"
     "  gradcheck FILE     check the model's gradients against finite differences\n"
     "  passes             list the passes with a one-line summary\n"
     "\n"
@@ -109,9 +119,11 @@ static const char build_help[] =
     "                    ir    the module as .nnir text (after the passes)\n"
     "                    ast   the syntax trees of a .nn file and of the files\n"
     "                          it imports (the program is still checked)\n"
-    "                    exe, obj, asm, llvm   native code: NOT IMPLEMENTED YET\n"
-    "                          (the LLVM backend is pending); exit status 2\n"
-    "                  The default is exe, so for now pass --emit=ir.\n"
+    "                    exe   an executable (the default; -o default: FILE\n"
+    "                          without its extension), linked with libnnrt\n"
+    "                    obj   an object file and its C header (-o default:\n"
+    "                          NAME.o; the header is the same path with .h)\n"
+    "                    asm, llvm   assembly or LLVM IR (default stdout)\n"
     "  --passes=LIST   comma-separated passes to run instead of the default\n"
     "                  pipeline (see `nnc passes`); --passes= runs none\n"
     "  --print-after=PASS|all\n"
@@ -119,13 +131,19 @@ static const char build_help[] =
     "                  after every pass, to stdout, headed by\n"
     "                  `; ---- IR after PASS ----`\n"
     "  --print-loc     print loc(\"file\":line:col) on each IR node\n"
-    "  -O0 -O1 -O2 -O3 optimisation level (accepted; does not change the\n"
-    "                  pipeline yet)\n"
-    "  -v              print the parameter count and bytes and the function\n"
-    "                  list to stderr\n"
+    "  -O0 -O1 -O2 -O3 LLVM optimisation level of native code (default -O3)\n"
+    "  -v              print the parameter count and bytes, the function list,\n"
+    "                  `arena: N bytes; parameters: M bytes` and the link\n"
+    "                  command to stderr\n"
     "  --target=TRIPLE, --cpu=NAME\n"
-    "                  target of native code (accepted; used by the pending\n"
-    "                  backend only)\n";
+    "                  target of native code (default: the host and its CPU)\n"
+    "libnnrt.a is looked for in $NNC_RUNTIME_DIR, then runtime/ and ../lib\n"
+    "next to nnc; the linker is $CC or cc.\n"
+#ifndef NNC_BACKEND
+    "NOT IMPLEMENTED YET in this build (nnc was built without the backend):\n"
+    "exe, obj, asm, llvm and `nnc run` exit with status 2.\n"
+#endif
+    ;
 
 static const char check_help[] =
     "usage: nnc check FILE.nn|FILE.nnir [OPTIONS]\n"
@@ -138,9 +156,8 @@ static const char check_help[] =
 static const char run_help[] =
     "usage: nnc run FILE.nn [OPTIONS] -- ARGS...\n"
     "\n"
-    "Build FILE to a temporary executable and run it with ARGS.\n"
-    "NOT IMPLEMENTED YET: the backend is pending.  FILE is checked, then nnc\n"
-    "exits with status 2.\n"
+    "Build FILE to a temporary executable, run it with ARGS (see\n"
+    "`nnc run FILE -- --help`), remove it, and exit with its status.\n"
     "\n";
 
 static const char gradcheck_help[] =
@@ -596,10 +613,210 @@ static void print_summary(const IrModule *m) {
             f->body->nargs, f->body->nrets);
 }
 
+/* -v: the memory figures.  arena is what the code needs (the backend's
+** plan when native code is made, else the memplan pass's: recorded, or
+** computed for the occasion). */
+static void print_memory(const IrModule *m, int64_t arena, int64_t params) {
+  if (arena < 0) {
+    bool recorded = (arena = memplan_module_bytes(m)) >= 0;
+    for (const IrFunc *f = m->funcs; !recorded && f; f = f->next) {
+      Arena *s = arena_new();
+      int64_t b = memplan_plan_bytes(f, s);
+      arena_free(s);
+      if (b > arena) arena = b;
+    }
+  }
+  if (arena < 0) arena = 0;
+  if (params < 0) params = memplan_param_bytes(m);
+  fprintf(stderr, "arena: %lld bytes; parameters: %lld bytes\n", (long long)arena,
+          (long long)params);
+}
+
+#ifdef NNC_BACKEND
+/* The input's file name without folder and extension ("mlp" for
+** "examples/mlp.nn"). */
+static const char *stem(Arena *ar, const char *path) {
+  const char *b = strrchr(path, '/');
+  b = b ? b + 1 : path;
+  const char *dot = strrchr(b, '.');
+  size_t n = dot && dot != b ? (size_t)(dot - b) : strlen(b);
+  return n ? arena_strndup(ar, b, n) : "a";
+}
+
+/* A new empty temporary file next to path (mkstemp), or NULL. */
+static char *tmp_next_to(Arena *ar, const char *path) {
+  const char *slash = strrchr(path, '/');
+  char *tmp = slash ? arena_printf(ar, "%.*s/.%s.XXXXXX", (int)(slash - path),
+                                   path, slash + 1)
+                    : arena_printf(ar, ".%s.XXXXXX", path);
+  int fd = mkstemp(tmp);
+  if (fd < 0) {
+    fprintf(stderr, "nnc: error: cannot write '%s': %s\n", path, strerror(errno));
+    return NULL;
+  }
+  mode_t mask = umask(0);
+  umask(mask);
+  fchmod(fd, 0666 & ~mask);
+  close(fd);
+  return tmp;
+}
+
+static bool commit(const char *tmp, const char *path) {
+  if (rename(tmp, path) == 0) return true;
+  fprintf(stderr, "nnc: error: cannot write '%s': %s\n", path, strerror(errno));
+  unlink(tmp);
+  return false;
+}
+
+/* Copy the file at path to stdout. */
+static bool cat_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return false;
+  char buf[1 << 15];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, n, stdout);
+  fclose(f);
+  fflush(stdout);
+  return !ferror(stdout);
+}
+
+/* Write code of kind k to path ("-": stdout) atomically. */
+static bool write_code(Arena *ar, EmitJob *j, EmitKind k, const char *path,
+                       Diag *d) {
+  bool to_stdout = strcmp(path, "-") == 0;
+  char *tmp = to_stdout ? arena_strdup(ar, "/tmp/nnc-out.XXXXXX") : tmp_next_to(ar, path);
+  if (to_stdout) {
+    int fd = mkstemp(tmp);
+    if (fd < 0) return false;
+    close(fd);
+  }
+  if (!tmp) return false;
+  if (!emit_write(j, k, tmp, d)) {
+    unlink(tmp);
+    return false;
+  }
+  if (!to_stdout) return commit(tmp, path);
+  bool ok = cat_file(tmp);
+  unlink(tmp);
+  return ok;
+}
+
+/* The header that goes with object file obj: obj with .o replaced by .h. */
+static const char *header_path(Arena *ar, const char *obj) {
+  size_t n = strlen(obj);
+  if (n > 2 && strcmp(obj + n - 2, ".o") == 0)
+    return arena_printf(ar, "%.*s.h", (int)(n - 2), obj);
+  return arena_printf(ar, "%s.h", obj);
+}
+
+static bool write_obj(Arena *ar, EmitJob *j, const char *path, Diag *d) {
+  if (!write_code(ar, j, EMITK_OBJ, path, d)) return false;
+  if (strcmp(path, "-") == 0) return true;
+  const char *h = header_path(ar, path);
+  char *tmp = tmp_next_to(ar, h);
+  if (!tmp) return false;
+  if (!emit_header(j, tmp, d)) {
+    unlink(tmp);
+    return false;
+  }
+  return commit(tmp, h);
+}
+
+/* Link an executable at path (atomically). */
+static bool write_exe(Arena *ar, EmitJob *j, const char *path, Diag *d) {
+  char *dir = arena_strdup(ar, "/tmp/nnc-build.XXXXXX");
+  if (!mkdtemp(dir)) {
+    fprintf(stderr, "nnc: error: cannot make a temporary folder: %s\n", strerror(errno));
+    return false;
+  }
+  char *obj = arena_printf(ar, "%s/%s.o", dir, j->prefix);
+  char *tmp = NULL;
+  bool ok = emit_write(j, EMITK_OBJ, obj, d) && (tmp = tmp_next_to(ar, path)) &&
+            emit_link_exe(j, obj, tmp, d);
+  unlink(obj);
+  rmdir(dir);
+  if (ok) return commit(tmp, path);
+  if (tmp) unlink(tmp);
+  return false;
+}
+
+/* Lower m to native code and write what o->emit asks for; run_exe: the
+** executable `nnc run` wants instead (NULL otherwise). */
+static int emit_native(Arena *ar, Diag *d, const Opts *o, IrModule *m,
+                       const char *run_exe) {
+  EmitOpts eo = {.triple = o->target, .cpu = o->cpu, .opt_level = o->opt_level,
+                 .verbose = o->verbose};
+  EmitJob j;
+  bool ok = emit_lower(&j, m, &eo, ar, d);
+  if (ok && o->verbose)
+    print_memory(m, (int64_t)j.sizes.arena_bytes, (int64_t)j.sizes.param_bytes);
+  if (ok && run_exe) {
+    ok = write_exe(ar, &j, run_exe, d);
+  } else if (ok) {
+    const char *out = o->output;
+    switch (o->emit) {
+    case EMIT_OBJ:
+      ok = write_obj(ar, &j, out ? out : arena_printf(ar, "%s.o", stem(ar, o->input)), d);
+      break;
+    case EMIT_ASM: ok = write_code(ar, &j, EMITK_ASM, out ? out : "-", d); break;
+    case EMIT_LLVM: ok = write_code(ar, &j, EMITK_LLVM, out ? out : "-", d); break;
+    default: ok = write_exe(ar, &j, out ? out : stem(ar, o->input), d); break;
+    }
+  }
+  emit_free(&j);
+  return ok ? 0 : EXIT_INPUT;
+}
+
+/* Run path with args; its exit status (128 + signal when killed). */
+static int run_program(Arena *ar, const char *path, int argc, char **args) {
+  char **argv = ARENA_ARRAY(ar, char *, argc + 2);
+  argv[0] = (char *)path;
+  for (int i = 0; i < argc; i++) argv[i + 1] = args[i];
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    execv(path, argv);
+    fprintf(stderr, "nnc: error: cannot run '%s': %s\n", path, strerror(errno));
+    _exit(127);
+  }
+  int st = 0;
+  if (pid < 0) {
+    fprintf(stderr, "nnc: error: cannot run '%s': %s\n", path, strerror(errno));
+    return EXIT_INPUT;
+  }
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* nnc run: build to a temporary folder, run, remove. */
+static int build_and_run(Arena *ar, Diag *d, const Opts *o, IrModule *m) {
+  Arena *scratch = arena_new();
+  PassOpts po = {.verify = verify_wanted(o)};
+  PassCtx cx = {.scratch = scratch, .diag = d, .opt = &po};
+  bool ok = pass_run_pipeline(m, pass_default_pipeline, &cx);
+  arena_free(scratch);
+  if (!ok) return EXIT_INPUT;
+  char *dir = arena_strdup(ar, "/tmp/nnc-run.XXXXXX");
+  if (!mkdtemp(dir)) {
+    fprintf(stderr, "nnc: error: cannot make a temporary folder: %s\n", strerror(errno));
+    return EXIT_INPUT;
+  }
+  char *exe = arena_printf(ar, "%s/%s", dir, stem(ar, o->input));
+  int rc = emit_native(ar, d, o, m, exe);
+  if (rc == 0) rc = run_program(ar, exe, o->nprog_args, o->prog_args);
+  unlink(exe);
+  rmdir(dir);
+  return rc;
+}
+#endif
+
+#ifndef NNC_BACKEND
 static int pending(const char *what) {
   fprintf(stderr, "nnc: error: %s is not implemented yet (backend pending)\n", what);
   return EXIT_USAGE;
 }
+#endif
 
 /* ------------------------------------------------------------ gradcheck */
 
@@ -886,7 +1103,11 @@ static int compile(Arena *ar, const Opts *o) {
     rc = out_commit(&out) ? 0 : EXIT_INPUT;
     ast = false;
   } else if (o->cmd == CMD_RUN) {
+#ifdef NNC_BACKEND
+    rc = build_and_run(ar, d, o, m);
+#else
     rc = pending("'nnc run'");
+#endif
   } else if (o->cmd == CMD_GRADCHECK) {
     rc = gradcheck(d, o, m);
   } else if (o->cmd == CMD_BUILD) {
@@ -898,9 +1119,14 @@ static int compile(Arena *ar, const Opts *o) {
     if (!pass_run_pipeline(m, list, &cx)) rc = EXIT_INPUT;
     arena_free(scratch);
     if (rc == 0 && o->verbose) print_summary(m);
+    if (rc == 0 && o->verbose && o->emit == EMIT_IR) print_memory(m, -1, -1);
     if (rc == 0 && o->emit != EMIT_IR) {
+#ifdef NNC_BACKEND
+      rc = emit_native(ar, d, o, m, NULL);
+#else
       char *what = arena_printf(ar, "--emit=%s", emit_names[o->emit]);
       rc = pending(what);
+#endif
     } else if (rc == 0) {
       IrPrintOpts pr = {.locs = o->print_loc};
       if (!out_open(ar, &out, o->output)) {
@@ -944,6 +1170,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   Opts o = {0};
+  o.opt_level = 3;
   int k = 0;
   while (k < (int)(sizeof cmd_names / sizeof *cmd_names) && strcmp(c, cmd_names[k]))
     k++;

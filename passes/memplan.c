@@ -219,6 +219,16 @@ bool pass_memplan(IrModule *m, PassCtx *cx) {
 
 /* -------------------------------------------------------------- queries */
 
+int64_t memplan_plan_bytes(const IrFunc *f, Arena *scratch) {
+  Live *L = liveness(f, scratch);
+  allocate(L);
+  int64_t top = 0;
+  for (int i = 0; i < L->nbufs; i++)
+    if (L->bufs[i].off >= 0 && L->bufs[i].off + L->bufs[i].bytes > top)
+      top = L->bufs[i].off + L->bufs[i].bytes;
+  return top;
+}
+
 /* max(offset + bytes) over b's nodes; -1 when one has no plan. */
 static int64_t block_bytes(const IrBlock *b) {
   int64_t top = 0;

@@ -35,6 +35,10 @@ int64_t memplan_value_bytes(const IrType *t);
 ** after the last change). */
 int64_t memplan_func_bytes(const IrFunc *f);
 
+/* The arena bytes f would need under a fresh plan, computed without
+** recording it (what `nnc build -v` prints when memplan did not run). */
+int64_t memplan_plan_bytes(const IrFunc *f, Arena *scratch);
+
 /* The maximum of memplan_func_bytes over m's functions (-1 as above). */
 int64_t memplan_module_bytes(const IrModule *m);
 

@@ -92,8 +92,18 @@ mkdir "$tmp/bin"
 cp "$nnc" "$tmp/bin/nnc"
 "$tmp/bin/nnc" check "$tmp/m.nn" -D B=2 || fail "copied binary: std not found"
 
-# Pending commands check the input first, then say so.
+# nnc run checks the input first, then builds, runs and removes the
+# program, exiting with its status.
 expect 1 "" run "$tmp/bad.nn" -- a b
-expect 2 "'nnc run' is not implemented yet" run "$tmp/m.nn" -D B=2 -- a b
+if has_backend; then
+  expect 0 "model: " run "$tmp/m.nn" -D B=2 -- info
+  expect 2 "" run "$tmp/m.nn" -D B=2 -- frobnicate
+  (cd "$tmp/o" && "$nnc" run "$tmp/m.nn" -D B=2 -- init --save w.safetensors) ||
+    fail "nnc run init failed"
+  [ -s "$tmp/o/w.safetensors" ] || fail "nnc run: the program did not run in the cwd"
+  rm -f "$tmp/o/w.safetensors"
+else
+  expect 2 "'nnc run' is not implemented yet" run "$tmp/m.nn" -D B=2 -- a b
+fi
 expect 2 "'nnc gradcheck' is not implemented yet" gradcheck "$tmp/m.nn" -D B=2
 exit $status
