@@ -34,6 +34,11 @@ typedef struct CgVal {
   int64_t bytes;
   int64_t st[IR_MAX_RANK]; /* element strides */
   struct CgVal *root;    /* the value whose memory this one uses (self) */
+  struct CgVal *base;    /* CGB_VIEW of an operand: that operand */
+  int64_t vofs;          /* CGB_VIEW: element offset from base */
+  const IrNode *gemm;    /* computed by the SGEMM of this matmul node */
+  const IrValue *bias;   /* its epilogue: + bias[j] (NULL: none) */
+  bool relu;             /* its epilogue: max(x, 0) */
   int nuses;             /* operand uses + returns */
   int last;              /* position of the last use (liveness) */
   bool returned;
@@ -72,6 +77,7 @@ typedef struct Cg {
   /* entry function state */
   LLVMValueRef efn, earena, eglobals, einputs, eoutputs, eseed, estep, eerr;
   int64_t par_threshold;
+  int vec_floats, vec_regs; /* target vector shape (SGEMM) */
   bool failed;
 } Cg;
 
@@ -167,6 +173,11 @@ CgElemFn cg_conv, cg_conv_transpose2d, cg_pool2d, cg_upsample_nearest,
 /* cg_loss.c */
 CgElemFn cg_cross_entropy, cg_nll, cg_pointwise_loss, cg_soft_accuracy,
     cg_soft_f1, cg_accuracy, cg_f1, cg_top_k;
+/* cg_linalg.c: the SGEMM path of an f32 matmul (operand layouts it takes),
+** its scratch floats, and the call from the entry function. */
+bool cg_gemm_ok(Cg *cg, const IrNode *mm);
+int64_t cg_gemm_work(Cg *cg, const IrNode *mm);
+void cg_gemm_emit(Cg *cg, const IrNode *n, CgVal *out, CgVal *work);
 /* cg_scan.c: the scan node inside the entry function. */
 void cg_scan(Cg *cg, const IrNode *n);
 CgElemFn cg_scan_elem;

@@ -16,7 +16,11 @@
 */
 #include <math.h>
 
+#include <stdio.h>
+#include <string.h>
+
 #include "cg_int.h"
+#include "gemm.h"
 
 /* Shapes of a matmul node with the 1-D rules applied. */
 typedef struct MM {
@@ -236,4 +240,154 @@ LLVMValueRef cg_attention(Cg *cg, const IrNode *n, LLVMValueRef *idx) {
   LLVMValueRef r = LLVMBuildFDiv(b, LLVMBuildLoad2(b, ft, aa, ""), LLVMBuildLoad2(b, ft, as, ""), "");
   LLVMValueRef dead = LLVMBuildFCmp(b, LLVMRealOEQ, m, LLVMConstReal(ft, -INFINITY), "");
   return cg_round(cg, dt, LLVMBuildSelect(b, dead, LLVMConstReal(ft, 0), r, ""));
+}
+
+/* ---------------------------------------------------------------- SGEMM */
+
+/* The storage of one operand as an SGEMM matrix: transposed or not and
+** its leading dimension; false when neither of the two last strides is 1. */
+typedef struct GemmLayout {
+  bool ta, tb;
+  int64_t lda, ldb;
+} GemmLayout;
+
+static bool gemm_layout(Cg *cg, const IrNode *mm, GemmLayout *l) {
+  const IrValue *a = mm->args[0], *b = mm->args[1];
+  if (a->type.dtype != DT_F32 || b->type.dtype != DT_F32 ||
+      mm->res[0]->type.dtype != DT_F32)
+    return false;
+  CgVal *av = cg_val(cg, a), *bv = cg_val(cg, b);
+  if (av->inl || bv->inl) return false;
+  MM g;
+  mm_shape(mm, &g);
+  const int64_t *sa = av->st, *sb = bv->st;
+  int ra = a->type.rank, rb = b->type.rank;
+  if (ra == 1) {
+    l->ta = false;
+    l->lda = g.K;
+    if (sa[0] != 1) return false;
+  } else if (sa[ra - 1] == 1 && sa[ra - 2] >= g.K) {
+    l->ta = false;
+    l->lda = sa[ra - 2];
+  } else if (sa[ra - 2] == 1 && sa[ra - 1] >= g.N) {
+    l->ta = true;
+    l->lda = sa[ra - 1];
+  } else {
+    return false;
+  }
+  if (rb == 1) {
+    l->tb = false;
+    l->ldb = 1;
+    return sb[0] == 1;
+  }
+  if (sb[rb - 1] == 1 && sb[rb - 2] >= g.M) {
+    l->tb = false;
+    l->ldb = sb[rb - 2];
+  } else if (sb[rb - 2] == 1 && sb[rb - 1] >= g.K) {
+    l->tb = true;
+    l->ldb = sb[rb - 1];
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool cg_gemm_ok(Cg *cg, const IrNode *mm) {
+  GemmLayout l;
+  return gemm_layout(cg, mm, &l);
+}
+
+static void gemm_spec(Cg *cg, const GemmLayout *l, bool bias, bool relu,
+                      GemmSpec *s, char *name, size_t cap) {
+  snprintf(name, cap, "nnc_sgemm_%c%c%s%s", l->ta ? 't' : 'n', l->tb ? 't' : 'n',
+           bias ? "_bias" : "", relu ? "_relu" : "");
+  memset(s, 0, sizeof *s);
+  s->name = name;
+  s->trans_a = l->ta;
+  s->trans_b = l->tb;
+  s->bias = bias;
+  s->relu = relu;
+  s->vec_floats = cg->vec_floats;
+  s->vec_regs = cg->vec_regs;
+}
+
+int64_t cg_gemm_work(Cg *cg, const IrNode *mm) {
+  GemmLayout l;
+  GemmSpec s;
+  char name[64];
+  MM g;
+  gemm_layout(cg, mm, &l);
+  gemm_spec(cg, &l, false, false, &s, name, sizeof name);
+  mm_shape(mm, &g);
+  return cg_gemm_work_floats(&s, g.N, g.M, g.K, 2);
+}
+
+/* Element offset of batch bt in operand t (batch dims broadcast). */
+static LLVMValueRef batch_off(Cg *cg, const MM *g, const IrType *t, const int64_t *st,
+                              LLVMValueRef *bi, int nmat) {
+  LLVMValueRef off = cg_i64(cg, 0);
+  int nb = t->rank - nmat;
+  for (int k = 0; k < nb; k++)
+    if (t->dim[k] != 1)
+      off = LLVMBuildAdd(cg->b, off,
+                         LLVMBuildMul(cg->b, bi[g->nbatch - nb + k], cg_i64(cg, st[k]), ""), "");
+  return off;
+}
+
+/* The kernel of node n (a matmul, or the add/relu whose epilogue absorbed
+** one): a loop over the batch calling the SGEMM, called from the entry. */
+void cg_gemm_emit(Cg *cg, const IrNode *n, CgVal *out, CgVal *work) {
+  const IrNode *mm = out->gemm;
+  GemmLayout l;
+  GemmSpec s;
+  MM g;
+  char gname[64], kname[96];
+  NNC_ASSERT(gemm_layout(cg, mm, &l));
+  mm_shape(mm, &g);
+  gemm_spec(cg, &l, out->bias != NULL, out->relu, &s, gname, sizeof gname);
+  LLVMValueRef gf = LLVMGetNamedFunction(cg->mod, gname);
+  if (!gf) {
+    gf = cg_gemm_define(cg->mod, NULL, &s);
+    LLVMSetLinkage(gf, LLVMInternalLinkage);
+  }
+  LLVMTypeRef gp[12] = {cg->i64, cg->i64, cg->i64, cg->ptr, cg->i64, cg->ptr,
+                        cg->i64, cg->ptr, cg->i64, cg->f32, cg->ptr, cg->ptr};
+  LLVMTypeRef gty = LLVMFunctionType(cg->vd, gp, 12, false);
+  snprintf(kname, sizeof kname, "k%d_%s%s", n->id,
+           n == mm ? "" : out->relu ? "fused_relu_add_" : "fused_add_", "matmul");
+  LLVMTypeRef kp[5] = {cg->ptr, cg->ptr, cg->ptr, cg->ptr, cg->ptr};
+  LLVMTypeRef kty = LLVMFunctionType(cg->vd, kp, 5, false);
+  LLVMValueRef kf = LLVMAddFunction(cg->mod, kname, kty);
+  LLVMSetLinkage(kf, LLVMInternalLinkage);
+  const char *attrs[2] = {"noinline", "nounwind"};
+  for (int a = 0; a < 2; a++)
+    LLVMAddAttributeAtIndex(kf, LLVMAttributeFunctionIndex,
+                            LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName(attrs[a], strlen(attrs[a])), 0));
+  LLVMBuilderRef b = cg->b;
+  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(cg->ctx, kf, "entry"));
+  CgVal *av = cg_val(cg, mm->args[0]), *bv = cg_val(cg, mm->args[1]);
+  CgLoop lb;
+  LLVMValueRef bt = cg_loop_begin(cg, &lb, cg_i64(cg, 0), cg_i64(cg, g.nb));
+  LLVMValueRef bi[IR_MAX_RANK];
+  batch_index(cg, mm, &g, bt, bi);
+  LLVMValueRef ao = batch_off(cg, &g, &mm->args[0]->type, av->st, bi, g.ra >= 2 ? 2 : 1);
+  LLVMValueRef bo = batch_off(cg, &g, &mm->args[1]->type, bv->st, bi, g.rb >= 2 ? 2 : 1);
+  LLVMValueRef yo = LLVMBuildMul(b, bt, cg_i64(cg, g.N * g.M), "");
+  LLVMValueRef args[12] = {
+      cg_i64(cg, g.N), cg_i64(cg, g.M), cg_i64(cg, g.K),
+      LLVMBuildInBoundsGEP2(b, cg->f32, LLVMGetParam(kf, 1), &ao, 1, ""),
+      cg_i64(cg, l.lda),
+      LLVMBuildInBoundsGEP2(b, cg->f32, LLVMGetParam(kf, 2), &bo, 1, ""),
+      cg_i64(cg, l.ldb),
+      LLVMBuildInBoundsGEP2(b, cg->f32, LLVMGetParam(kf, 0), &yo, 1, ""),
+      cg_i64(cg, g.M), LLVMConstReal(cg->f32, 0), LLVMGetParam(kf, 3),
+      LLVMGetParam(kf, 4)};
+  LLVMBuildCall2(b, gty, gf, args, 12, "");
+  cg_loop_end(cg, &lb);
+  LLVMBuildRetVoid(b);
+  LLVMValueRef i = cg_i64(cg, work->off);
+  LLVMValueRef wp = LLVMBuildInBoundsGEP2(cg->eb, cg->i8, cg->earena, &i, 1, "");
+  LLVMValueRef cargs[5] = {out->ptr, av->ptr, bv->ptr,
+                           out->bias ? cg_val(cg, out->bias)->ptr : LLVMConstNull(cg->ptr), wp};
+  LLVMBuildCall2(cg->eb, kty, kf, cargs, 5, "");
 }

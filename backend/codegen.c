@@ -29,6 +29,7 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 
 #include "cg_int.h"
+#include "target.h"
 
 /* ------------------------------------------------------------ value map */
 
@@ -550,6 +551,75 @@ static void scan_args(Cg *cg, const IrNode *n) {
   }
 }
 
+/* transpose, slice and broadcast of a materialised value are strided views
+** of its memory (no kernel). */
+static bool view_of(Cg *cg, const IrNode *n, CgVal *c) {
+  if (n->op != IR_OP_TRANSPOSE && n->op != IR_OP_SLICE && n->op != IR_OP_BROADCAST)
+    return false;
+  CgVal *x = cg_val(cg, n->args[0]);
+  if (x->inl) return false;
+  const IrType *xt = &n->args[0]->type, *yt = &n->res[0]->type;
+  c->kind = CGB_VIEW;
+  c->root = x->root;
+  c->base = x;
+  c->vofs = 0;
+  if (n->op == IR_OP_TRANSPOSE) {
+    const IrAttr *a = ir_attr_get(&n->attrs, "perm");
+    for (int k = 0; k < xt->rank; k++)
+      c->st[k] = x->st[a ? cg_axis(a->ints[k], xt->rank) : xt->rank - 1 - k];
+  } else if (n->op == IR_OP_BROADCAST) {
+    int off = yt->rank - xt->rank;
+    for (int k = 0; k < yt->rank; k++)
+      c->st[k] = k < off || xt->dim[k - off] == 1 ? 0 : x->st[k - off];
+  } else {
+    int ax = cg_axis(ir_attr_int(&n->attrs, "axis", 0), xt->rank);
+    int64_t step = ir_attr_int(&n->attrs, "step", 1), len = xt->dim[ax];
+    int64_t first = ir_attr_int(&n->attrs, "start", 0);
+    if (first < 0) first += len;
+    first = first < 0 ? 0 : first > len ? len : first;
+    for (int k = 0; k < xt->rank; k++) c->st[k] = x->st[k];
+    c->st[ax] = x->st[ax] * step;
+    if (yt->dim[ax] > 0) c->vofs = first * x->st[ax];
+  }
+  return true;
+}
+
+/* matmul -> SGEMM, absorbing `+ bias` (a materialised [M] vector) and a
+** following relu into its epilogue when each has a single use. */
+static void gemm_fuse(Cg *cg, const IrBlock *b, const IrNode **consumer) {
+  for (const IrNode *n = b->first; n; n = n->next) {
+    if (n->body) gemm_fuse(cg, n->body, consumer);
+    if (n->op != IR_OP_MATMUL || !cg_gemm_ok(cg, n)) continue;
+    CgVal *m = cg_val(cg, n->res[0]);
+    m->gemm = n;
+    const IrNode *u = consumer[n->id];
+    if (cg->o->no_fuse || m->returned || m->scanuse || m->nuses != 1 || !u ||
+        u->op != IR_OP_ADD || !ir_type_eq(&u->res[0]->type, &n->res[0]->type))
+      continue;
+    const IrValue *o = u->args[0] == n->res[0] ? u->args[1] : u->args[0];
+    CgVal *ov = cg_val(cg, o);
+    int64_t M = cg_cols(&n->res[0]->type);
+    if (ov->inl || o->type.dtype != DT_F32 || ir_type_numel(&o->type) != M ||
+        cg_cols(&o->type) != M || ov->st[o->type.rank - 1] != 1)
+      continue;
+    CgVal *uv = cg_val(cg, u->res[0]), *f = uv;
+    const IrNode *v = consumer[u->id];
+    if (uv->inl) {
+      if (!v || v->op != IR_OP_RELU || cg_val(cg, v->res[0])->inl ||
+          !ir_type_eq(&v->res[0]->type, &u->res[0]->type))
+        continue;
+      f = cg_val(cg, v->res[0]);
+      f->relu = true;
+    }
+    if (f->kind == CGB_VIEW) continue;
+    m->gemm = NULL;
+    m->inl = true;
+    uv->inl = uv != f;
+    f->gemm = n;
+    f->bias = o;
+  }
+}
+
 /* Decide fused or materialised for every node result of block b. */
 static void decide(Cg *cg, const IrBlock *b, const IrNode **consumer) {
   for (const IrNode *n = b->first; n; n = n->next) {
@@ -566,12 +636,14 @@ static void decide(Cg *cg, const IrBlock *b, const IrNode **consumer) {
         contiguous(cg_val(cg, n->args[0]))) {
       c->kind = CGB_VIEW;
       c->root = cg_val(cg, n->args[0])->root;
+      c->base = cg_val(cg, n->args[0]);
       continue;
     }
     if (op == IR_OP_CONSTANT || op == IR_OP_IOTA || op == IR_OP_CAUSAL_MASK) {
       c->inl = true;
       continue;
     }
+    if (view_of(cg, n, c)) continue;
     bool fusable = (ir_op_info[op].flags & OPF_FUSABLE) || is_view_op(op) ||
                    op == IR_OP_RAND;
     c->inl = fusable && c->nuses == 1 && u && reads_few(u->op);
@@ -695,7 +767,8 @@ static void arena_give(Plan *pl, int64_t off, int64_t size) {
 static void place(Plan *pl, CgVal *c) {
   if (c->kind != CGB_NONE) return;
   c->kind = CGB_ARENA;
-  c->bytes = ir_type_numel(&c->v->type) * ir_dtype_size(c->v->type.dtype);
+  if (!c->bytes)
+    c->bytes = ir_type_numel(&c->v->type) * ir_dtype_size(c->v->type.dtype);
   c->off = arena_take(pl, c->bytes);
   c->live = true;
   if (pl->nlive == pl->caplive) {
@@ -750,6 +823,16 @@ static void allocate(Plan *pl, const IrBlock *b) {
     CgVal *c = n->nres ? cg_val(cg, n->res[0]) : NULL;
     if (!c || c->inl || c->kind == CGB_VIEW) continue;
     place(pl, c);
+    if (c->gemm) { /* SGEMM scratch, freed after the node */
+      CgVal **w = ARENA_ARRAY(cg->a, CgVal *, 1);
+      w[0] = ARENA_NEW(cg->a, CgVal);
+      w[0]->v = c->gemm->res[0];
+      w[0]->root = w[0];
+      w[0]->bytes = 4 * cg_gemm_work(cg, c->gemm);
+      place(pl, w[0]);
+      w[0]->last = pl->npos[n->id];
+      cg->scratch[n->id] = w;
+    }
     expire(pl, pl->npos[n->id]);
   }
 }
@@ -795,6 +878,7 @@ static bool plan_func(Cg *cg, const IrFunc *f, int64_t *arena_bytes) {
   }
   count_uses(cg, b, consumer);
   decide(cg, b, consumer);
+  gemm_fuse(cg, b, consumer);
   number(&pl, b);
   lastuses(&pl, b);
   for (int i = 0; i < b->nrets; i++) touch(&pl, b->rets[i], b, pl.pos + 1);
@@ -995,7 +1079,12 @@ static void bind_ptr(Cg *cg, CgVal *c) {
   case CGB_GLOBAL: base = cg->eglobals; break;
   case CGB_OUTPUT: base = cg->eoutputs; break;
   case CGB_VIEW:
-    if (c->root != c) c->ptr = c->root->ptr;
+    if (c->base) {
+      i = cg_i64(cg, c->vofs * ir_dtype_size(c->v->type.dtype));
+      c->ptr = LLVMBuildInBoundsGEP2(b, cg->i8, c->base->ptr, &i, 1, "");
+    } else if (c->root != c) {
+      c->ptr = c->root->ptr;
+    }
     return;
   default: return;
   }
@@ -1012,6 +1101,10 @@ static void emit_node(Cg *cg, const IrNode *n) {
   if (c->inl) return;
   bind_ptr(cg, c);
   if (c->kind == CGB_VIEW) return;
+  if (c->gemm) {
+    cg_gemm_emit(cg, n, c, cg->scratch[n->id][0]);
+    return;
+  }
   char name[256];
   snprintf(name, sizeof name, "k%d", n->id);
   bool fused = false;
@@ -1119,6 +1212,17 @@ bool cg_lower_module(const IrModule *m, LLVMModuleRef mod,
   cg.vals = ARENA_NEW(a, CgMap);
   cg.par_threshold = cg.o->par_threshold ? cg.o->par_threshold : 32768;
   cg.prefix = cg.o->prefix ? cg.o->prefix : m->name ? m->name : "model";
+  cg.vec_floats = 4;
+  cg.vec_regs = 16;
+  if (tm) {
+    char *tr = LLVMGetTargetMachineTriple(tm), *cpu = LLVMGetTargetMachineCPU(tm);
+    char *ft = LLVMGetTargetMachineFeatureString(tm);
+    bool fma;
+    cg_target_vector_shape(tr, cpu, ft, &cg.vec_floats, &cg.vec_regs, &fma);
+    LLVMDisposeMessage(tr);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(ft);
+  }
   if (tm) {
     char *triple = LLVMGetTargetMachineTriple(tm);
     LLVMSetTarget(mod, triple);

@@ -118,6 +118,12 @@ static bool lib_build(Lib *L, const char *text, const Spec *sp, bool want_asm) {
       memcpy(L->asm_text, LLVMGetBufferStart(mb), n);
       L->asm_text[n] = 0;
       LLVMDisposeMemoryBuffer(mb);
+      const char *dump = getenv("NNC_OPS_ASM"); /* debugging: keep the assembly */
+      FILE *fp = dump ? fopen(dump, "w") : NULL;
+      if (fp) {
+        fputs(L->asm_text, fp);
+        fclose(fp);
+      }
     }
   }
   LLVMDisposeModule(mod);

@@ -291,6 +291,32 @@ static const char linalg_nnir[] =
     "  return %0, %1, %2, %3, %4, %5\n"
     "}\n";
 
+static const char gemm_nnir[] =
+    "module @t\n"
+    "param @w : f32[129,65] = zeros\n"
+    "param @b : f32[65] = zeros\n"
+    "func @big(%x: f32[257,129], %c: f32[3,1,17,33], %d: f32[2,33,9], %e: f32[9,33]) -> "
+    "(y: f32[257,65], z: f32[3,2,17,9], u: f32[257,65], t: f32[3,2,17,9], v: f32[257,65]) {\n"
+    "  %0 = matmul %x, @w : f32[257,65]\n"
+    "  %1 = add %0, @b : f32[257,65]\n"
+    "  %2 = relu %1 : f32[257,65]\n"
+    "  %3 = matmul %c, %d : f32[3,2,17,9]\n"
+    "  %4 = matmul %x, @w : f32[257,65]\n"
+    "  %5 = add @b, %4 : f32[257,65]\n"
+    "  %6 = transpose %e {perm = [1, 0]} : f32[33,9]\n"
+    "  %7 = matmul %c, %6 : f32[3,1,17,9]\n"
+    "  %8 = add %7, %3 : f32[3,2,17,9]\n"
+    "  %9 = matmul %x, @w : f32[257,65]\n"
+    "  %10 = add %9, @b : f32[257,65]\n"
+    "  %11 = tanh %10 : f32[257,65]\n"
+    "  return %2, %3, %5, %8, %11\n"
+    "}\n";
+
+static void test_ops_gemm(void **state) {
+  Spec sp = RED;
+  check_module(gemm_nnir, &sp);
+}
+
 static void test_ops_linalg(void **state) {
   Spec sp = RED;
   check_module(linalg_nnir, &sp);
@@ -515,8 +541,9 @@ static const char mlp_nnir[] =
     "}\n";
 
 static void test_ops_fused_mlp(void **state) {
-  static const char *const names[] = {"_matmul", "_fused_relu_add", NULL};
-  check_fused(mlp_nnir, 2, names);
+  /* the bias and the relu are the SGEMM's epilogue: one kernel */
+  static const char *const names[] = {"_fused_relu_add_matmul", NULL};
+  check_fused(mlp_nnir, 1, names);
 }
 
 static const char softmax_fused_nnir[] =
@@ -583,9 +610,10 @@ static void test_ops_vector_registers(void **state) {
   bool mm_vec = false;
   const char *mm = asm_func(L.asm_text, "k1_matmul", buf, sizeof buf);
   mm_vec = mm && (packed(mm, "vfmadd") || packed(mm, "vmulps"));
-  for (const char *p = strstr(L.asm_text, "\nk1_matmul_gemm"); !mm_vec && p;
-       p = strstr(p + 1, "\nk1_matmul_gemm"))
-    mm_vec = packed(p, "vfmadd");
+  /* the kernel calls the SGEMM: its micro-kernel must use packed FMAs */
+  if (!mm_vec && mm && strstr(mm, "nnc_sgemm_nn"))
+    mm = asm_func(L.asm_text, "nnc_sgemm_nn_ukr", buf, sizeof buf),
+    mm_vec = mm && packed(mm, "vfmadd") && strstr(mm, "ps");
   if (!mm_vec) fprintf(stderr, "k1_matmul is not vectorised\n");
   int bad = check_func(&L, L.m->funcs, &sp, 7);
   lib_free(&L);
@@ -614,6 +642,7 @@ int main(void) {
       cmocka_unit_test(test_ops_reduce),
       cmocka_unit_test(test_ops_shape),
       cmocka_unit_test(test_ops_linalg),
+      cmocka_unit_test(test_ops_gemm),
       cmocka_unit_test(test_ops_vision),
       cmocka_unit_test(test_ops_loss),
       cmocka_unit_test(test_ops_scan),
