@@ -3,9 +3,9 @@
 ** emitted as LLVM vector IR with the BLIS loop structure (gemm.h).
 **
 **   for jc in N step NC:                     NAME
-**     for pc in K step KC:
-**       pack B[pc:pc+kc, jc:jc+nc] -> Bp      NAME_packb_body, parallel over NR panels
-**       parallel over MR panels of M:         NAME_body
+**     pack B[0:K, jc:jc+nc] -> Bp             NAME_packb_body, parallel over NR panels
+**     parallel over MR panels of M:           NAME_body
+**       for pc in K step KC:
 **         for ic in the thread's rows step MC:
 **           pack A[ic:ic+mc, pc:pc+kc] -> Ap  NAME_packa (zero-padded to MR)
 **           for jr in nc step NR:              (KC×NR panel of Bp stays in L1)
@@ -32,8 +32,8 @@ enum { KUNROLL = 4 };
 
 /* Fields of the context struct shared with the outlined bodies. ORDER CTX */
 enum {
-  CX_A, CX_LDA, CX_B, CX_LDB, CX_C, CX_LDC, CX_BETA, CX_BIAS, CX_LAST,
-  CX_APACK, CX_BPACK, CX_M, CX_JC, CX_NC, CX_PC, CX_KC, CX_COUNT
+  CX_A, CX_LDA, CX_B, CX_LDB, CX_C, CX_LDC, CX_BETA, CX_BIAS,
+  CX_APACK, CX_BPACK, CX_M, CX_K, CX_JC, CX_NC, CX_NCR, CX_COUNT
 };
 
 typedef struct Gen {
@@ -88,7 +88,7 @@ int64_t cg_gemm_work_floats(const GemmSpec *s, int64_t M, int64_t N, int64_t K,
   cg_gemm_blocking(s, &bk);
   int64_t kce = K < bk.kc ? K : bk.kc;
   int64_t ncmax = N < bk.nc ? N : bk.nc;
-  return round_up(round_up(M, bk.mr) * kce, 16) + kce * round_up(ncmax, bk.nr);
+  return round_up(round_up(M, bk.mr) * kce, 16) + K * round_up(ncmax, bk.nr);
 }
 
 /* ---------------------------------------------------------------- helpers */
@@ -425,7 +425,8 @@ static void packb_row(Gen *g, LLVMValueRef b, LLVMValueRef ldb, LLVMValueRef k,
 }
 
 /* NAME_packb_body(begin, end, ctx): packs B panels [begin, end) of the
-** kc×nc block at (pc, jc) into Bpack. */
+** K×nc slab at column jc into Bpack: the kc×nc block of step pc starts at
+** Bpack + pc*ncr (ncr = nc rounded up to NR), its panel q at q*kc*NR. */
 static void gen_packb_body(Gen *g)
 {
   LLVMTypeRef ps[3] = {g->i64, g->i64, g->ptr};
@@ -433,24 +434,25 @@ static void gen_packb_body(Gen *g)
   LLVMValueRef begin = arg(fn, 0, "begin"), end = arg(fn, 1, "end"), cx = arg(fn, 2, "ctx");
   LLVMValueRef b = ctx_get(g, cx, CX_B, "b"), ldb = ctx_get(g, cx, CX_LDB, "ldb");
   LLVMValueRef bp = ctx_get(g, cx, CX_BPACK, "bpack"), jc = ctx_get(g, cx, CX_JC, "jc");
-  LLVMValueRef pc = ctx_get(g, cx, CX_PC, "pc"), nc = ctx_get(g, cx, CX_NC, "nc");
-  LLVMValueRef kc = ctx_get(g, cx, CX_KC, "kc");
-  LLVMValueRef corner = g->s->trans_b ? add(g, mul(g, jc, ldb), pc)
-                                      : add(g, mul(g, pc, ldb), jc);
-  b = at(g, b, corner);
-  LlLoop lq, lk;
+  LLVMValueRef K = ctx_get(g, cx, CX_K, "k"), nc = ctx_get(g, cx, CX_NC, "nc");
+  LLVMValueRef ncr = ctx_get(g, cx, CX_NCR, "ncr"), NR = i64c(g, g->bk.nr);
+  b = at(g, b, g->s->trans_b ? mul(g, jc, ldb) : jc);
+  LlLoop lq, lp, lk;
   ll_loop_begin(g->b, &lq, begin, end, i64c(g, 1), "q");
-  LLVMValueRef j = mul(g, lq.iv, i64c(g, g->bk.nr));
-  LLVMValueRef d = at(g, bp, mul(g, mul(g, lq.iv, kc), i64c(g, g->bk.nr)));
+  LLVMValueRef j = mul(g, lq.iv, NR);
   LLVMBasicBlockRef fb = ll_block_new(g->b, "b_full"), tb = ll_block_new(g->b, "b_tail");
   LLVMBasicBlockRef nx = ll_block_new(g->b, "b_next");
-  LLVMValueRef full = LLVMBuildICmp(g->b, LLVMIntSLE, add(g, j, i64c(g, g->bk.nr)), nc, "");
+  LLVMValueRef full = LLVMBuildICmp(g->b, LLVMIntSLE, add(g, j, NR), nc, "");
   LLVMBuildCondBr(g->b, full, fb, tb);
   for (int f = 1; f >= 0; f--) {
     LLVMPositionBuilderAtEnd(g->b, f ? fb : tb);
+    ll_loop_begin(g->b, &lp, i64c(g, 0), K, i64c(g, g->bk.kc), "pc");
+    LLVMValueRef kc = ll_smin(g->b, i64c(g, g->bk.kc), sub(g, K, lp.iv), "kc");
+    LLVMValueRef d = at(g, bp, add(g, mul(g, lp.iv, ncr), mul(g, mul(g, lq.iv, kc), NR)));
     ll_loop_begin(g->b, &lk, i64c(g, 0), kc, i64c(g, 1), "k");
-    packb_row(g, b, ldb, lk.iv, j, nc, at(g, d, mul(g, lk.iv, i64c(g, g->bk.nr))), f);
+    packb_row(g, b, ldb, add(g, lp.iv, lk.iv), j, nc, at(g, d, mul(g, lk.iv, NR)), f);
     ll_loop_end(g->b, &lk);
+    ll_loop_end(g->b, &lp);
     LLVMBuildBr(g->b, nx);
   }
   LLVMPositionBuilderAtEnd(g->b, nx);
@@ -463,12 +465,11 @@ static void gen_packb_body(Gen *g)
 /* The tiles of one packed mc×kc block of A against the packed kc×nc block
 ** of B: jr over NR panels (B panel in L1), ir over MR panels. */
 static void macro_kernel(Gen *g, LLVMValueRef cx, LLVMValueRef ablk, LLVMValueRef i0,
-                         LLVMValueRef mc)
+                         LLVMValueRef mc, LLVMValueRef kc, LLVMValueRef bp,
+                         LLVMValueRef beta, LLVMValueRef last)
 {
-  LLVMValueRef bp = ctx_get(g, cx, CX_BPACK, "bpack"), nc = ctx_get(g, cx, CX_NC, "nc");
-  LLVMValueRef kc = ctx_get(g, cx, CX_KC, "kc"), jc = ctx_get(g, cx, CX_JC, "jc");
+  LLVMValueRef nc = ctx_get(g, cx, CX_NC, "nc"), jc = ctx_get(g, cx, CX_JC, "jc");
   LLVMValueRef c = ctx_get(g, cx, CX_C, "c"), ldc = ctx_get(g, cx, CX_LDC, "ldc");
-  LLVMValueRef beta = ctx_get(g, cx, CX_BETA, "beta"), last = ctx_get(g, cx, CX_LAST, "last");
   LLVMValueRef bias = ctx_get(g, cx, CX_BIAS, "bias");
   LLVMValueRef MR = i64c(g, g->bk.mr), NR = i64c(g, g->bk.nr);
   LlLoop lj, li;
@@ -499,9 +500,10 @@ static void macro_kernel(Gen *g, LLVMValueRef cx, LLVMValueRef ablk, LLVMValueRe
   ll_loop_end(g->b, &lj);
 }
 
-/* NAME_body(begin, end, ctx): MR panels [begin, end) of M, MC rows at a
+/* NAME_body(begin, end, ctx): MR panels [begin, end) of M.  For each KC
+** step pc (once with kc = 0 when K = 0, so that C = beta·C), MC rows at a
 ** time: pack A into Apack at the panels' own offset (threads never share a
-** panel), then the macro-kernel. */
+** panel), then the macro-kernel against the packed B block of step pc. */
 static void gen_body(Gen *g)
 {
   LLVMTypeRef ps[3] = {g->i64, g->i64, g->ptr};
@@ -509,20 +511,33 @@ static void gen_body(Gen *g)
   LLVMValueRef begin = arg(fn, 0, "begin"), end = arg(fn, 1, "end"), cx = arg(fn, 2, "ctx");
   LLVMValueRef a = ctx_get(g, cx, CX_A, "a"), lda = ctx_get(g, cx, CX_LDA, "lda");
   LLVMValueRef ap = ctx_get(g, cx, CX_APACK, "apack"), M = ctx_get(g, cx, CX_M, "m");
-  LLVMValueRef pc = ctx_get(g, cx, CX_PC, "pc"), kc = ctx_get(g, cx, CX_KC, "kc");
+  LLVMValueRef K = ctx_get(g, cx, CX_K, "k"), beta = ctx_get(g, cx, CX_BETA, "beta");
+  LLVMValueRef bpack = ctx_get(g, cx, CX_BPACK, "bpack"), ncr = ctx_get(g, cx, CX_NCR, "ncr");
   LLVMValueRef MR = i64c(g, g->bk.mr), mcp = i64c(g, g->bk.mc / g->bk.mr);
-  LlLoop lp;
+  LLVMValueRef KC = i64c(g, g->bk.kc), one = i64c(g, 1);
+  LLVMValueRef kend = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, K, one, ""),
+                                      one, K, "kend");
+  LlLoop lk, lp;
+  ll_loop_begin(g->b, &lk, i64c(g, 0), kend, KC, "pc");
+  LLVMValueRef pc = lk.iv;
+  LLVMValueRef kc = ll_smin(g->b, KC, sub(g, K, pc), "kc");
+  LLVMValueRef first = LLVMBuildICmp(g->b, LLVMIntEQ, pc, i64c(g, 0), "");
+  LLVMValueRef beta_k = LLVMBuildSelect(g->b, first, beta, ll_const_f32(g->c, 1), "beta_k");
+  LLVMValueRef last = LLVMBuildICmp(g->b, LLVMIntSGE, add(g, pc, kc), K, "last");
+  LLVMValueRef bpk = at(g, bpack, mul(g, pc, ncr));
   ll_loop_begin(g->b, &lp, begin, end, mcp, "p0");
   LLVMValueRef p1 = ll_smin(g->b, add(g, lp.iv, mcp), end, "p1");
   LLVMValueRef i0 = mul(g, lp.iv, MR);
   LLVMValueRef mc = sub(g, ll_smin(g->b, mul(g, p1, MR), M, ""), i0);
   LLVMValueRef corner = g->s->trans_a ? add(g, mul(g, pc, lda), i0)
                                       : add(g, mul(g, i0, lda), pc);
-  LLVMValueRef ablk = at(g, ap, mul(g, i0, kc));
+  /* stride min(K, KC), not kc: threads may be at different pc steps */
+  LLVMValueRef ablk = at(g, ap, mul(g, i0, ll_smin(g->b, K, KC, "")));
   LLVMValueRef pa[5] = {mc, kc, at(g, a, corner), lda, ablk};
   LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->packa), g->packa, pa, 5, "");
-  macro_kernel(g, cx, ablk, i0, mc);
+  macro_kernel(g, cx, ablk, i0, mc, kc, bpk, beta_k, last);
   ll_loop_end(g->b, &lp);
+  ll_loop_end(g->b, &lk);
   LLVMBuildRetVoid(g->b);
 }
 
@@ -549,8 +564,9 @@ static LLVMValueRef ceil_div(Gen *g, LLVMValueRef x, int d)
   return LLVMBuildSDiv(g->b, add(g, x, i64c(g, d - 1)), i64c(g, d), "");
 }
 
-/* NAME(M, N, K, A, lda, B, ldb, C, ldc, beta, bias, work): the jc and pc
-** loops; each pc step packs B in parallel, then runs the bodies. */
+/* NAME(M, N, K, A, lda, B, ldb, C, ldc, beta, bias, work): the jc loop;
+** each step packs the K×nc slab of B in parallel, then runs the bodies
+** (two parallel regions per NC columns). */
 static LLVMValueRef gen_entry(Gen *g)
 {
   LLVMTypeRef ps[12] = {g->i64, g->i64, g->i64, g->ptr, g->i64, g->ptr, g->i64,
@@ -563,8 +579,8 @@ static LLVMValueRef gen_entry(Gen *g)
     v[i] = arg(fn, i, names[i]);
   LLVMValueRef M = v[0], N = v[1], K = v[2];
   LLVMValueRef cx = LLVMBuildAlloca(g->b, g->ctx_ty, "ctx");
-  static const int fields[] = {CX_M, -1, -1, CX_A, CX_LDA, CX_B, CX_LDB, CX_C, CX_LDC,
-                               -1, CX_BIAS, -1};
+  static const int fields[] = {CX_M, -1, CX_K, CX_A, CX_LDA, CX_B, CX_LDB, CX_C, CX_LDC,
+                               CX_BETA, CX_BIAS, -1};
   for (int i = 0; i < 12; i++)
     if (fields[i] >= 0)
       ctx_set(g, cx, fields[i], v[i]);
@@ -574,39 +590,21 @@ static LLVMValueRef gen_entry(Gen *g)
   LLVMBuildCondBr(g->b, empty, out, go);
   LLVMPositionBuilderAtEnd(g->b, go);
   /* work = Apack (roundup(M, MR) * min(K, KC), rounded to 16) then Bpack */
-  LLVMValueRef KC = i64c(g, g->bk.kc);
-  LLVMValueRef kce = ll_smin(g->b, K, KC, "kce");
-  LLVMValueRef afl = mul(g, mul(g, ceil_div(g, M, g->bk.mr), i64c(g, g->bk.mr)), kce);
+  LLVMValueRef kce = ll_smin(g->b, K, i64c(g, g->bk.kc), "kce");
+  LLVMValueRef npan_m = ceil_div(g, M, g->bk.mr);
+  LLVMValueRef afl = mul(g, mul(g, npan_m, i64c(g, g->bk.mr)), kce);
   afl = LLVMBuildAnd(g->b, add(g, afl, i64c(g, 15)), i64c(g, -16), "");
   ctx_set(g, cx, CX_APACK, v[11]);
   ctx_set(g, cx, CX_BPACK, at(g, v[11], afl));
-  LLVMValueRef npan_m = ceil_div(g, M, g->bk.mr);
   LlLoop lj;
   ll_loop_begin(g->b, &lj, i64c(g, 0), N, i64c(g, g->bk.nc), "jc");
   LLVMValueRef nc = ll_smin(g->b, i64c(g, g->bk.nc), sub(g, N, lj.iv), "nc");
+  LLVMValueRef npan_n = ceil_div(g, nc, g->bk.nr);
   ctx_set(g, cx, CX_JC, lj.iv);
   ctx_set(g, cx, CX_NC, nc);
-  /* do { ... } while (pc < K): runs once when K == 0, so C = beta·C */
-  LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
-  LLVMBasicBlockRef pb = ll_block_new(g->b, "b_pc"), pe = ll_block_new(g->b, "b_pc_end");
-  LLVMBuildBr(g->b, pb);
-  LLVMPositionBuilderAtEnd(g->b, pb);
-  LLVMValueRef pc = LLVMBuildPhi(g->b, g->i64, "pc");
-  LLVMValueRef zero = i64c(g, 0);
-  LLVMAddIncoming(pc, &zero, &pre, 1);
-  LLVMValueRef kc = ll_smin(g->b, KC, sub(g, K, pc), "kc");
-  LLVMValueRef first = LLVMBuildICmp(g->b, LLVMIntEQ, pc, zero, "");
-  ctx_set(g, cx, CX_PC, pc);
-  ctx_set(g, cx, CX_KC, kc);
-  ctx_set(g, cx, CX_BETA, LLVMBuildSelect(g->b, first, v[9], ll_const_f32(g->c, 1), ""));
-  LLVMValueRef pcn = add(g, pc, kc);
-  ctx_set(g, cx, CX_LAST, LLVMBuildICmp(g->b, LLVMIntSGE, pcn, K, "last"));
-  call_par_for(g, ceil_div(g, nc, g->bk.nr), g->packb_body, cx);
+  ctx_set(g, cx, CX_NCR, mul(g, npan_n, i64c(g, g->bk.nr)));
+  call_par_for(g, npan_n, g->packb_body, cx);
   call_par_for(g, npan_m, g->body, cx);
-  LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
-  LLVMAddIncoming(pc, &pcn, &latch, 1);
-  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, pcn, K, ""), pb, pe);
-  LLVMPositionBuilderAtEnd(g->b, pe);
   ll_loop_end(g->b, &lj);
   LLVMBuildBr(g->b, out);
   LLVMPositionBuilderAtEnd(g->b, out);
@@ -636,8 +634,8 @@ LLVMValueRef cg_gemm_define(LLVMModuleRef mod, LLVMTargetMachineRef tm,
   LLVMTypeRef f[CX_COUNT] = {
     [CX_A] = g.ptr, [CX_LDA] = g.i64, [CX_B] = g.ptr, [CX_LDB] = g.i64,
     [CX_C] = g.ptr, [CX_LDC] = g.i64, [CX_BETA] = g.f32, [CX_BIAS] = g.ptr,
-    [CX_LAST] = ll_i1(g.c), [CX_APACK] = g.ptr, [CX_BPACK] = g.ptr, [CX_M] = g.i64,
-    [CX_JC] = g.i64, [CX_NC] = g.i64, [CX_PC] = g.i64, [CX_KC] = g.i64};
+    [CX_APACK] = g.ptr, [CX_BPACK] = g.ptr, [CX_M] = g.i64, [CX_K] = g.i64,
+    [CX_JC] = g.i64, [CX_NC] = g.i64, [CX_NCR] = g.i64};
   g.ctx_ty = LLVMStructTypeInContext(g.c, f, CX_COUNT, false);
   g.par_for = par_for_decl(&g);
   gen_ukr(&g);

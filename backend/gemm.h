@@ -68,8 +68,10 @@ void cg_gemm_spec_init(GemmSpec *spec, const CgTarget *t, const char *name);
 **   NC: 4096 columns (the packed KC×NC block of B lives in L3). */
 void cg_gemm_blocking(const GemmSpec *spec, GemmBlocking *out);
 
-/* Floats of scratch the generated function needs for these sizes (it does
-** not depend on the thread count, threads is accepted for later use). */
+/* Floats of scratch the generated function needs for these sizes:
+** roundup(M, MR)·min(K, KC) (rounded to 16) for packed A, then
+** K·roundup(min(N, NC), NR) for packed B.  It does not depend on the
+** thread count (threads is accepted for later use). */
 int64_t cg_gemm_work_floats(const GemmSpec *spec, int64_t M, int64_t N, int64_t K,
                             int threads);
 
