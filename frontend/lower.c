@@ -1459,10 +1459,11 @@ static const char *const train_keys[] = {
     "batch", "epochs", "steps", "seed", "clip", "optimizer", "lr",
     "precision", "remat", "average", "data", "eval_data", NULL};
 
-static const char *const opt_names[] = {"sgd", "adam", "adamw", "rmsprop",
-                                        "adagrad", "lion", NULL};
+static const char *const opt_names[] = {"sgd", "adam", "adamw", "adamw_paper",
+                                        "rmsprop", "adagrad", "lion", NULL};
 static const char *const opt_args[] = {
     "lr momentum nesterov weight_decay dampening",
+    "lr betas eps weight_decay amsgrad",
     "lr betas eps weight_decay amsgrad",
     "lr betas eps weight_decay amsgrad",
     "lr alpha eps momentum weight_decay centered",
@@ -1747,7 +1748,7 @@ void sema_lower_train(Sema *S, AstNode *train, ModelCtx *mc) {
         else
           diag_error(S->d, s->a->loc, "unknown optimizer");
         diag_note(S->d, (SrcLoc){0}, "valid optimizers: sgd adam adamw "
-                  "rmsprop adagrad lion");
+                  "adamw_paper rmsprop adagrad lion");
       } else {
         ok = call_attr(S, s->a, k, &a, NULL, opt_args[oi], "adamw(lr: 1e-3)");
       }

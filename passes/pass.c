@@ -24,7 +24,8 @@ const PassInfo pass_table[] = {
 };
 const int pass_count = (int)(sizeof pass_table / sizeof pass_table[0]);
 
-const char *const pass_default_pipeline = "canonicalize";
+const char *const pass_default_pipeline =
+    "canonicalize,autodiff,optimizer,canonicalize";
 
 /* The pass whose CLI name is name, or NULL. */
 const PassInfo *pass_lookup(const char *name) {

@@ -23,7 +23,7 @@ expect 0 "" build "$tmp/a.nnir" --emit=ir
 cmp -s "$tmp/out" "$tmp/a.nnir" || fail "canonicalize output is not a fixed point"
 
 # --print-after: header, then the module; the dump parses back.
-expect 0 "; ---- IR after canonicalize ----" build "$tmp/ok.nnir" --emit=ir --print-after=canonicalize -o "$tmp/o.nnir"
+expect 0 "; ---- IR after canonicalize ----" build "$tmp/ok.nnir" --emit=ir --print-after=canonicalize --passes=canonicalize -o "$tmp/o.nnir"
 sed 1d "$tmp/out" >"$tmp/dump.nnir"
 cmp -s "$tmp/dump.nnir" "$tmp/o.nnir" || fail "--print-after dump differs from --emit=ir output"
 expect 0 "" check "$tmp/dump.nnir"
