@@ -104,13 +104,16 @@ static void run_lib(Bench *bb, int lib, int n)
 /* Median seconds of reps runs of each library (t[0] nnc, t[1] OpenBLAS).
 ** The runs alternate, so that a change of load on the machine touches
 ** both; each timed run follows an untimed one (warm caches) and a pause
-** (the other library's threads stop spinning). */
+** (the other library's idle threads stop spinning: 250 ms after OpenBLAS,
+** whose threads spin for 2^28 cycles, 30 ms after libgomp). */
 static void time_runs(Bench *bb, int n, int reps, double med[2])
 {
   double t[2][64];
   for (int r = 0; r < reps; r++) {
     for (int lib = 0; lib < 2; lib++) {
-      usleep(30000);
+      /* OpenBLAS's idle threads spin (sched_yield) for 2^28 cycles after a
+      ** call, libgomp's for well under 30 ms */
+      usleep(lib == 0 ? 250000 : 30000);
       run_lib(bb, lib, n);
       double t0 = now();
       run_lib(bb, lib, n);
