@@ -2,8 +2,9 @@
 ** driver.c: model instances (the arena and the parameter block of a
 ** compiled model, initialised, loaded and saved through its NnrtModel
 ** descriptor) and nnrt_main, the command line shared by every executable
-** that nnc builds: `init`, `predict`, `info`.  Every check of a user file
-** against the descriptor names the file, the tensor and both values.
+** that nnc builds: `init`, `predict`, `info`, and `train` and `eval`
+** (train.c).  Every check of a user file against the descriptor names the
+** file, the tensor and both values.
 */
 #include "internal.h"
 
@@ -73,10 +74,68 @@ static int check_overlap(const NnrtModel *m, NnrtErr *e) {
   return 0;
 }
 
+const NnrtModel *nnrt_model_upgrade(const NnrtModel *m, NnrtModel *out) {
+  if (!m || (m->abi_version != 1 && m->abi_version != NNRT_ABI_VERSION))
+    return m;
+  memset(out, 0, sizeof *out);
+  memcpy(out, m, m->abi_version == 1 ? NNRT_MODEL_V1_SIZE : sizeof *out);
+  return out;
+}
+
+/* One data source: a known kind, names that are train inputs, files. */
+static int check_source(const NnrtModel *m, const NnrtDataSource *s,
+                        const char *kind, NnrtErr *e) {
+  if (!s) return 0;
+  int nf = s->kind == NNRT_DATA_IDX || s->kind == NNRT_DATA_NPY ? s->nnames : 1;
+  if ((unsigned)s->kind >= NNRT_DATA_KIND_COUNT || s->nnames < 1 || !s->names ||
+      (s->kind != NNRT_DATA_NONE && (s->nfiles != nf || !s->files)) ||
+      (s->kind == NNRT_DATA_TEXT && (s->nnames > 2 || s->block < 0)))
+    return nnrt_err_set(e, NNRT_E_ARG, "model '%s': bad %s source", m->name, kind);
+  for (int i = 0; i < s->nnames; i++) {
+    bool known = false;
+    for (int k = 0; k < m->ntrain_inputs && s->names[i]; k++)
+      known |= !strcmp(m->train_inputs[k].name, s->names[i]);
+    if (!known || (s->kind != NNRT_DATA_NONE && !s->files[s->kind == NNRT_DATA_IDX ||
+                                                 s->kind == NNRT_DATA_NPY ? i : 0]))
+      return nnrt_err_set(e, NNRT_E_ARG, "model '%s': %s source: '%s' is not a "
+                          "train input", m->name, kind,
+                          s->names[i] ? s->names[i] : "(null)");
+  }
+  return 0;
+}
+
+/* The ABI 2 fields. */
+static int check_training(const NnrtModel *m, NnrtErr *e) {
+  int rc = check_list(m, m->train_inputs, m->ntrain_inputs, "train input",
+                      false, e);
+  if (rc) return rc;
+  for (int i = 0; i < m->ntrain_inputs; i++)
+    if (m->train_inputs[i].rank < 1 ||
+        m->train_inputs[i].dims[0] != m->train_inputs[0].dims[0] ||
+        (m->batch && m->batch != m->train_inputs[i].dims[0]))
+      return nnrt_err_set(e, NNRT_E_ARG, "model '%s': train input '%s' has no "
+                          "batch axis 0 of the batch size", m->name,
+                          m->train_inputs[i].name);
+  if ((m->train_step || m->eval_step) && m->ntrain_inputs < 1)
+    return nnrt_err_set(e, NNRT_E_ARG, "model '%s': train_step or eval_step "
+                        "without train inputs", m->name);
+  if (m->nmetrics < 0 || (m->nmetrics && !m->metric_names) ||
+      m->train_metrics < 0 || m->train_metrics > 1 || m->epochs < 0 ||
+      m->steps < 0 || (m->epochs && m->steps))
+    return nnrt_err_set(e, NNRT_E_ARG, "model '%s': bad training settings",
+                        m->name);
+  for (int i = 0; i < m->nmetrics; i++)
+    if (!m->metric_names[i] || !m->metric_names[i][0])
+      return nnrt_err_set(e, NNRT_E_ARG, "model '%s': metric %d has no name",
+                          m->name, i);
+  if ((rc = check_source(m, m->data, "data", e))) return rc;
+  return check_source(m, m->eval_data, "eval_data", e);
+}
+
 int nnrt_model_check(const NnrtModel *m, NnrtErr *e) {
-  if (!m || m->abi_version != NNRT_ABI_VERSION)
+  if (!m || (m->abi_version != 1 && m->abi_version != NNRT_ABI_VERSION))
     return nnrt_err_set(e, NNRT_E_ARG, "model descriptor ABI version %d, the "
-                        "runtime expects %d", m ? m->abi_version : -1,
+                        "runtime expects %d (or 1)", m ? m->abi_version : -1,
                         NNRT_ABI_VERSION);
   if (!m->name || !m->forward)
     return nnrt_err_set(e, NNRT_E_ARG, "model descriptor without %s",
@@ -85,9 +144,10 @@ int nnrt_model_check(const NnrtModel *m, NnrtErr *e) {
   if ((rc = check_list(m, m->inputs, m->ninputs, "input", false, e)) ||
       (rc = check_list(m, m->outputs, m->noutputs, "output", false, e)) ||
       (rc = check_list(m, m->params, m->nparams, "parameter", true, e)) ||
-      (rc = check_list(m, m->states, m->nstates, "state", true, e)))
+      (rc = check_list(m, m->states, m->nstates, "state", true, e)) ||
+      (rc = check_overlap(m, e)))
     return rc;
-  return check_overlap(m, e);
+  return m->abi_version >= 2 ? check_training(m, e) : 0;
 }
 
 /* ------------------------------------------------------------ instance */
@@ -179,23 +239,37 @@ static int diff_weights(const NnrtModel *m, const NnrtTensorFile *f,
   return nd ? NNRT_E_MISMATCH : 0;
 }
 
-int nnrt_instance_load(NnrtInstance *inst, const char *path, NnrtErr *e) {
-  NnrtTensorFile f;
-  int rc = nnrt_st_read(path, &f, e);
+int nnrt_instance_load_file(NnrtInstance *inst, const char *path,
+                            NnrtTensorFile *f, NnrtErr *e) {
+  int rc = nnrt_st_read(path, f, e);
   if (rc) return rc;
   const NnrtModel *m = inst->model;
-  if (!(rc = diff_weights(m, &f, path, e)))
-    for (int i = 0; i < m->nparams + m->nstates; i++) {
-      const NnrtTensorDesc *d = global(m, i);
-      const NnrtTensor *t = nnrt_tf_find(&f, d->name);
-      memcpy(NNRT_PARAM_PTR(inst, d), t->data, t->nbytes);
-    }
-  nnrt_tf_free(&f);
+  if ((rc = diff_weights(m, f, path, e))) {
+    nnrt_tf_free(f);
+    return rc;
+  }
+  for (int i = 0; i < m->nparams + m->nstates; i++) {
+    const NnrtTensorDesc *d = global(m, i);
+    const NnrtTensor *t = nnrt_tf_find(f, d->name);
+    memcpy(NNRT_PARAM_PTR(inst, d), t->data, t->nbytes);
+  }
+  return 0;
+}
+
+int nnrt_instance_load(NnrtInstance *inst, const char *path, NnrtErr *e) {
+  NnrtTensorFile f;
+  int rc = nnrt_instance_load_file(inst, path, &f, e);
+  if (!rc) nnrt_tf_free(&f);
   return rc;
 }
 
 int nnrt_instance_save(const NnrtInstance *inst, const char *path,
                        NnrtErr *e) {
+  return nnrt_instance_save_meta(inst, path, NULL, 0, e);
+}
+
+int nnrt_instance_save_meta(const NnrtInstance *inst, const char *path,
+                            const char *const *meta, int nmeta, NnrtErr *e) {
   const NnrtModel *m = inst->model;
   int n = m->nparams + m->nstates;
   NnrtTensor *t = calloc((size_t)(n ? n : 1), sizeof *t);
@@ -206,8 +280,15 @@ int nnrt_instance_save(const NnrtInstance *inst, const char *path,
     t[i].name = d->name;
     t[i].data = NNRT_PARAM_PTR(inst, d);
   }
-  const char *meta[] = {"format", "nnc", "model", m->name};
-  int rc = nnrt_st_write(path, t, n, meta, 2, e);
+  const char **all = calloc(2 * (size_t)nmeta + 4, sizeof *all);
+  if (!all) {
+    free(t);
+    return nnrt_err_set(e, NNRT_E_NOMEM, "out of memory");
+  }
+  all[0] = "format", all[1] = "nnc", all[2] = "model", all[3] = m->name;
+  for (int i = 0; i < 2 * nmeta; i++) all[4 + i] = meta[i];
+  int rc = nnrt_st_write(path, t, n, all, nmeta + 2, e);
+  free(all);
   free(t);
   return rc;
 }
@@ -251,6 +332,12 @@ static void usage(Cli *c, FILE *f) {
           "        when the model has one input or one output)\n"
           "  info  list the inputs, outputs, parameters and states with their\n"
           "        shapes, the arena bytes and the FLOPs per forward pass\n"
+          "  train [--epochs N | --steps N] [--data NAME=FILE ...]\n"
+          "        [--eval-data NAME=FILE ...] [--save W] [--save-every N]\n"
+          "        [--resume W] [--log FILE.csv] [--seed S] [--batch-limit K]\n"
+          "        train from the train block's data (see `train --help`)\n"
+          "  eval --weights W [--data NAME=FILE ...]\n"
+          "        loss and metrics over the eval data (else the train data)\n"
           "\n"
           "options:\n"
           "  --threads N  OpenMP threads (default: all processors)\n"
@@ -459,8 +546,10 @@ static int cmd_predict(Cli *c, int argc, char **argv) {
   return rc;
 }
 
-int nnrt_main_io(const NnrtModel *m, int argc, char **argv, FILE *out,
+int nnrt_main_io(const NnrtModel *m0, int argc, char **argv, FILE *out,
                  FILE *err) {
+  NnrtModel full;
+  const NnrtModel *m = nnrt_model_upgrade(m0, &full);
   Cli c = {m, argc > 0 && argv[0] ? nnrt_basename(argv[0]) : "model", out, err,
            {0}};
   if (nnrt_model_check(m, &c.e)) return fail(&c, 1, "%s", c.e.msg);
@@ -495,7 +584,8 @@ int nnrt_main_io(const NnrtModel *m, int argc, char **argv, FILE *out,
         return fail(&c, 2, "--threads needs a positive integer, got '%s'",
                     argv[j]);
       nnrt_set_threads((int)n);
-    } else if (!strcmp(argv[j], "--help") || !strcmp(argv[j], "-h")) {
+    } else if ((!strcmp(argv[j], "--help") || !strcmp(argv[j], "-h")) &&
+               strcmp(cmd, "train") && strcmp(cmd, "eval")) {
       usage(&c, out);
       return 0;
     } else {
@@ -509,11 +599,18 @@ int nnrt_main_io(const NnrtModel *m, int argc, char **argv, FILE *out,
   }
   if (!strcmp(cmd, "init")) return cmd_init(&c, argc - i, argv + i);
   if (!strcmp(cmd, "predict")) return cmd_predict(&c, argc - i, argv + i);
+  if (!strcmp(cmd, "train") && m->train_step)
+    return nnrt_cmd_train(m, c.prog, argc - i, argv + i, out, err);
+  if (!strcmp(cmd, "eval") && m->eval_step)
+    return nnrt_cmd_eval(m, c.prog, argc - i, argv + i, out, err);
   if (!strcmp(cmd, "train") || !strcmp(cmd, "eval") || !strcmp(cmd, "sample"))
-    return fail(&c, 2, "'%s' is not available in this build of model '%s' yet",
-                cmd, m->name);
-  return fail(&c, 2, "unknown command '%s' (commands: init, predict, info; see "
-              "--help)", cmd);
+    return fail(&c, 2, "'%s' is not available in this build of model '%s' "
+                "(%s)", cmd, m->name, !strcmp(cmd, "sample")
+                    ? "not written yet"
+                    : !strcmp(cmd, "train") ? "it has no train block"
+                                            : "it has no loss");
+  return fail(&c, 2, "unknown command '%s' (commands: init, predict, info, "
+              "train, eval; see --help)", cmd);
 }
 
 int nnrt_main(const NnrtModel *m, int argc, char **argv) {

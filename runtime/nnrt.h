@@ -338,10 +338,48 @@ typedef struct NnrtTensorDesc {
 
 /* An entry point: ctx is the NnrtInstance; inputs[i] points at the data of
 ** model->inputs[i] (row-major, that dtype and shape), outputs[i] at a
-** buffer for model->outputs[i].  Returns 0 or a non-zero status. */
+** buffer for model->outputs[i].  Returns 0 or a non-zero status.  (The
+** training entry points take other lists: see NnrtModel.) */
 typedef int NnrtEntryFn(void *ctx, void *const *inputs, void *const *outputs);
 
-#define NNRT_ABI_VERSION 1
+/* Statuses an entry point may return besides 0; the driver names them in
+** its message (with the step and epoch of the failing batch).  Any other
+** non-zero value is reported as a plain failure with its number. */
+#define NNRT_STEP_E_INDEX 2    /* an integer input (a label, a token id) is
+                                  outside its range, e.g. a class >= the
+                                  number of classes */
+#define NNRT_STEP_E_NONFINITE 3 /* a non-finite value the code detected */
+
+/* The kind of a data source of the train block (docs/language.md). */
+typedef enum NnrtDataKind {
+  NNRT_DATA_NONE,  /* no source: the kind is taken from each file's name */
+  NNRT_DATA_IDX,   /* idx(images, labels): files[i] fills names[i] */
+  NNRT_DATA_NPY,   /* npy(path, ...): files[i] fills names[i] */
+  NNRT_DATA_NPZ,   /* npz(path, keys...): member keys[i] of files[0] fills
+                      names[i] (keys NULL: the member is the name) */
+  NNRT_DATA_CSV,   /* csv(path): the columns of files[0] fill names in
+                      order, prod(dims[1..]) columns each */
+  NNRT_DATA_TEXT,  /* text(path, block: T): files[0]'s bytes as sorted-
+                      vocabulary ids; names[0] gets ids[k, k+T), names[1]
+                      (if any) ids[k+1, k+T+1); sample k < n - T */
+  NNRT_DATA_KIND_COUNT
+} NnrtDataKind;
+
+/* One `data` or `eval_data` setting.  Paths are relative to the working
+** directory; `--data NAME=FILE` replaces the file that fills NAME. */
+typedef struct NnrtDataSource {
+  NnrtDataKind kind;
+  int nnames;
+  const char *const *names;  /* the model inputs it fills, in order */
+  int nfiles;
+  const char *const *files;  /* idx, npy: nnames files; npz, csv, text: 1 */
+  const char *const *keys;   /* npz: nnames member names, or NULL */
+  int64_t block;             /* text: T (0: the input's dims[1]) */
+  int header;                /* csv: 1 when the first row holds names (0:
+                                detected: a first row that is not numbers) */
+} NnrtDataSource;
+
+#define NNRT_ABI_VERSION 2
 
 /* The constant the backend emits for each model. */
 typedef struct NnrtModel {
@@ -352,11 +390,53 @@ typedef struct NnrtModel {
   int ninputs, noutputs, nparams, nstates;
   const NnrtTensorDesc *inputs, *outputs, *params, *states;
   NnrtEntryFn *forward;     /* required */
-  NnrtEntryFn *train_step;  /* NULL until training lands */
-  NnrtEntryFn *eval_step;   /* NULL until training lands */
+  NnrtEntryFn *train_step;  /* NULL without a train block; see below */
+  NnrtEntryFn *eval_step;   /* NULL without a loss; see below */
   int64_t flops_forward;    /* per call of forward */
-  uint64_t seed;            /* default seed (the train block's), for init */
+  uint64_t seed;            /* default seed (the train block's): init,
+                               shuffling, rand */
+  /* ---- ABI 2: training.  All zero / NULL when the model has no train
+  ** block.  An ABI 1 descriptor (which ends at `seed`) is still accepted
+  ** by nnrt_main: it cannot train.
+  **
+  ** train_step(ctx, in, out): in[0 .. ntrain_inputs) are one batch of
+  **   train_inputs; in[ntrain_inputs] and in[ntrain_inputs + 1] point at
+  **   f32 scalars epoch (0-based) and total_steps (the run's length).
+  **   out[0] = loss (f32[]), out[1] = lr (f32[], this step's rate), then,
+  **   when train_metrics is 1, one f32[] per metric_names entry.  The
+  **   generated code itself writes the new values of the params and states
+  **   (optimizer moments opt.*, the step counter opt.step, averages avg.*)
+  **   into the parameter block.  ctx->step is the number of steps done
+  **   before this one (rand's counter_hi).
+  ** eval_step(ctx, in, out): in[0 .. ntrain_inputs) one batch; out[0] =
+  **   loss, out[1 + k] = metric k (f32[] each).  It writes nothing back.
+  ** average(ctx, NULL, out): out[i] gets the weights to evaluate with for
+  **   params[i] (its dtype and shape): the bias-corrected EMA or the polyak
+  **   mean of the avg.* states (internals.md, @average).  The driver puts
+  **   them in place of the params for each evaluation and puts the trained
+  **   values back after it.  NULL when the model averages nothing. */
+  int ntrain_inputs;
+  const NnrtTensorDesc *train_inputs; /* the arguments of train_step and
+                               eval_step (every model input), batch axis 0 */
+  const int64_t *train_input_limits; /* NULL, or per train input: when > 0,
+                               its values must lie in [0, limit) (classes,
+                               vocabulary); checked when the data is loaded */
+  NnrtEntryFn *average;
+  int nmetrics;
+  const char *const *metric_names; /* "accuracy" ... (IR: metric.NAME) */
+  int train_metrics;        /* 1: train_step returns the metrics too */
+  const NnrtDataSource *data, *eval_data; /* NULL when absent */
+  int64_t batch;            /* 0 or the batch (= dims[0] of train inputs) */
+  int64_t epochs, steps;    /* the run's length: at most one non-zero;
+                               both 0: one epoch */
 } NnrtModel;
+
+/* Bytes of an ABI 1 NnrtModel (the fields up to `seed`). */
+#define NNRT_MODEL_V1_SIZE (offsetof(NnrtModel, seed) + sizeof(uint64_t))
+/* Copies m into *out, upgraded to this ABI (new fields zero for ABI 1);
+** returns out, or m itself when m is neither ABI 1 nor 2 (for the check
+** to report). */
+const NnrtModel *nnrt_model_upgrade(const NnrtModel *m, NnrtModel *out);
 
 /* A live model: what an entry point's ctx points to. */
 typedef struct NnrtInstance {
@@ -386,6 +466,63 @@ int nnrt_instance_load(NnrtInstance *inst, const char *path, NnrtErr *e);
 /* Saves parameters and states (metadata: model name, format "nnc"). */
 int nnrt_instance_save(const NnrtInstance *inst, const char *path,
                        NnrtErr *e);
+/* nnrt_instance_save with nmeta more key/value pairs (meta[2*i],
+** meta[2*i+1]) after format and model. */
+int nnrt_instance_save_meta(const NnrtInstance *inst, const char *path,
+                            const char *const *meta, int nmeta, NnrtErr *e);
+/* nnrt_instance_load keeping the file: on success *f holds it (its
+** metadata for the caller), to be released with nnrt_tf_free. */
+int nnrt_instance_load_file(NnrtInstance *inst, const char *path,
+                            NnrtTensorFile *f, NnrtErr *e);
+
+/* ------------------------------------------------------------- training */
+
+/* The batch order of one epoch: perm[0 .. n) = a permutation of 0 .. n-1
+** by Fisher-Yates (for i = n-1 down to 1, swap perm[i] and perm[j]) with
+** j = floor(r * (i + 1) / 2^64), r = the 64-bit word pair {w0 | w1 << 32}
+** of nnrt_philox(nnrt_rng_key(seed, 0), NNRT_SHUFFLE_COUNTER + epoch, i).
+** A pure function of (seed, epoch, n): no thread count, no history. */
+#define NNRT_SHUFFLE_COUNTER 0xFFFFFFFE00000000ull
+void nnrt_shuffle(int64_t *perm, int64_t n, uint64_t seed, uint64_t epoch);
+
+/* Training data loaded for a model's train inputs, converted to their
+** dtypes, one column per train input. */
+typedef struct NnrtDataCol {
+  const NnrtTensorDesc *in; /* the train input it fills */
+  const char *path;         /* the file (for messages) */
+  size_t row;               /* bytes per sample */
+  uint8_t *data;            /* n * row bytes (NULL for text) */
+  NnrtText *text;           /* text: the ids, shared by x and y */
+  int shift;                /* text: 0 for x, 1 for y */
+} NnrtDataCol;
+
+typedef struct NnrtData {
+  int ncols;                /* = the model's ntrain_inputs */
+  NnrtDataCol *cols;
+  int64_t n;                /* samples */
+} NnrtData;
+
+/* Loads src for m's train inputs; over[k] (NULL or "NAME=FILE" strings,
+** nover of them) replace files by input name.  Every train input must be
+** filled; shapes (per sample: equal element counts, so u8[N,28,28] fills
+** u8[B,784]), counts between inputs and value ranges are checked and
+** dtypes converted (integers from non-integral floats are an error).
+** `what` ("train data", "eval data") begins messages. */
+int nnrt_data_load(const NnrtModel *m, const NnrtDataSource *src,
+                   const char *const *over, int nover, const char *what,
+                   NnrtData *d, NnrtErr *e);
+/* Copies samples idx[0 .. n) of column c into dst (n rows). */
+void nnrt_data_gather(const NnrtData *d, int c, const int64_t *idx,
+                      int64_t n, void *dst);
+void nnrt_data_free(NnrtData *d);
+
+/* The `train` and `eval` commands of nnrt_main (argv after the command
+** name); they print to out and err and return the exit status (0, 1 error,
+** 2 usage, 130 interrupted).  Used by nnrt_main_io. */
+int nnrt_cmd_train(const NnrtModel *m, const char *prog, int argc,
+                   char **argv, FILE *out, FILE *err);
+int nnrt_cmd_eval(const NnrtModel *m, const char *prog, int argc,
+                  char **argv, FILE *out, FILE *err);
 
 /* The command line of every generated executable (`PROG --help`):
 **   PROG [--threads N] init --save W.safetensors [--seed S]
