@@ -543,7 +543,9 @@ static bool scan_reverse(Ad *ad, IrNode *c, const ScanGeo *g, int nres0,
     ops[ncar + s] = sq[s].val;
     axes[s] = sq[s].ax;
     IrType st = drop_dim(&sq[s].val->type, sq[s].ax);
-    sq[s].arg = ir_block_add_arg(m, body, st, "xs");
+    const char *nm = s < g->ns ? c->body->args[g->nc + s]->name
+                     : s < g->ns + g->nc ? c->body->args[s - g->ns]->name : NULL;
+    sq[s].arg = ir_block_add_arg(m, body, st, nm ? nm : s < g->ns + g->nc ? "x" : "dy");
   }
   /* recompute the forward body for one step */
   IrBlock *fb = c->body;
@@ -579,7 +581,7 @@ static bool scan_reverse(Ad *ad, IrNode *c, const ScanGeo *g, int nres0,
   int *seq_out = ARENA_ARRAY(ad->a, int, g->ns + 1);
   for (int j = 0; j < g->ns; j++) {
     seq_out[j] = -1;
-    if (!ir_dtype_is_float(sq[j].arg->type.dtype)) continue;
+    if (!ad_active(ad, c->args[g->nc + j])) continue;
     IrValue *d = ad_map_get(bg, sq[j].arg);
     seq_out[j] = nyl;
     yl[nyl++] = d ? d : ad_const(ad, 0, &sq[j].arg->type);
