@@ -329,7 +329,8 @@ static void usage(Cli *c, FILE *f) {
           "  predict --weights W.safetensors --input [NAME=]FILE.npy ...\n"
           "          --output [NAME=]FILE.npy ...\n"
           "        run the forward pass on NPY inputs (NAME= may be left out\n"
-          "        when the model has one input or one output)\n"
+          "        when the model has one input or one output), with the\n"
+          "        averaged weights when the model keeps them\n"
           "  info  list the inputs, outputs, parameters and states with their\n"
           "        shapes, the arena bytes and the FLOPs per forward pass\n"
           "  train [--epochs N | --steps N] [--data NAME=FILE ...]\n"
@@ -505,7 +506,8 @@ static int predict_run(Cli *c, Predict *p) {
     rc = load_input(c, &m->inputs[i], p->in_file[i], &p->in[i]);
   if (rc) return rc;
   if (nnrt_instance_new(m, &inst, &c->e)) return fail_err(c);
-  if (nnrt_instance_load(&inst, p->weights, &c->e)) {
+  if (nnrt_instance_load(&inst, p->weights, &c->e) ||
+      nnrt_instance_average(&inst, &c->e)) {
     nnrt_instance_free(&inst);
     return fail_err(c);
   }

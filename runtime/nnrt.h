@@ -470,6 +470,10 @@ int nnrt_instance_save(const NnrtInstance *inst, const char *path,
 ** meta[2*i+1]) after format and model. */
 int nnrt_instance_save_meta(const NnrtInstance *inst, const char *path,
                             const char *const *meta, int nmeta, NnrtErr *e);
+/* Puts the weights to evaluate with in place of the params: the results
+** of model->average (nothing without it); the trained values are lost, so
+** keep a copy of the parameter block to train on. */
+int nnrt_instance_average(NnrtInstance *inst, NnrtErr *e);
 /* nnrt_instance_load keeping the file: on success *f holds it (its
 ** metadata for the caller), to be released with nnrt_tf_free. */
 int nnrt_instance_load_file(NnrtInstance *inst, const char *path,
@@ -529,8 +533,13 @@ int nnrt_cmd_eval(const NnrtModel *m, const char *prog, int argc,
 **   PROG [--threads N] predict --weights W --input [NAME=]FILE.npy ...
 **        --output [NAME=]FILE.npy ...
 **   PROG info
-** Returns the exit status: 0 ok, 1 error (one message on stderr), 2 bad
-** usage. */
+**   PROG [--threads N] train [--epochs N | --steps N] [--data NAME=FILE ...]
+**        [--eval-data NAME=FILE ...] [--save W] [--save-every N]
+**        [--resume W] [--log FILE.csv] [--seed S] [--batch-limit K]
+**   PROG [--threads N] eval --weights W [--data NAME=FILE ...]
+** (runtime/README.md describes them).  Returns the exit status: 0 ok, 1
+** error (one message on stderr), 2 bad usage, 130 training interrupted by
+** SIGINT (after saving). */
 int nnrt_main(const NnrtModel *m, int argc, char **argv);
 /* nnrt_main writing to out and err instead of stdout and stderr. */
 int nnrt_main_io(const NnrtModel *m, int argc, char **argv, FILE *out,

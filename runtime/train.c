@@ -268,36 +268,42 @@ static int step_failed(Train *t, const char *fn, int st, const char *where) {
 
 /* ---------------------------------------------------------- evaluation */
 
-/* Puts the averaged weights in place of the params; *backup gets the
-** parameter block to restore (NULL without averaging). */
-static int swap_in_average(Train *t, void **backup) {
-  const NnrtModel *m = t->m;
-  *backup = NULL;
-  if (!m->average) return 0;
+int nnrt_instance_average(NnrtInstance *inst, NnrtErr *e) {
+  const NnrtModel *m = inst->model;
+  if (m->abi_version < 2 || !m->average) return 0;
   void *scratch = nnrt_arena_new(m->param_bytes);
   void **outs = calloc((size_t)m->nparams + 1, sizeof *outs);
-  *backup = nnrt_arena_new(m->param_bytes);
   int rc = 0;
-  if (!scratch || !outs || !*backup) {
-    rc = fail(t, 1, "out of memory");
+  if (!scratch || !outs) {
+    rc = nnrt_err_set(e, NNRT_E_NOMEM, "out of memory");
   } else {
-    memcpy(*backup, t->inst.params, m->param_bytes);
     for (int i = 0; i < m->nparams; i++)
       outs[i] = (char *)scratch + m->params[i].offset;
-    int st = m->average(&t->inst, NULL, outs);
-    if (st) rc = step_failed(t, "average", st, "before an evaluation");
+    int st = m->average(inst, NULL, outs);
+    if (st)
+      rc = nnrt_err_set(e, NNRT_E_ARG, "model '%s': average failed (status %d)",
+                        m->name, st);
     for (int i = 0; i < m->nparams && !rc; i++)
-      memcpy(NNRT_PARAM_PTR(&t->inst, &m->params[i]), outs[i],
+      memcpy(NNRT_PARAM_PTR(inst, &m->params[i]), outs[i],
              (size_t)nnrt_numel(m->params[i].dims, m->params[i].rank) *
                  nnrt_dtype_size(m->params[i].dtype));
   }
   nnrt_arena_free(scratch);
   free(outs);
-  if (rc) {
-    nnrt_arena_free(*backup);
-    *backup = NULL;
-  }
   return rc;
+}
+
+/* Puts the averaged weights in place of the params; *backup gets the
+** parameter block to restore (NULL without averaging). */
+static int swap_in_average(Train *t, void **backup) {
+  *backup = NULL;
+  if (!t->m->average) return 0;
+  if (!(*backup = nnrt_arena_new(t->m->param_bytes))) return fail(t, 1, "out of memory");
+  memcpy(*backup, t->inst.params, t->m->param_bytes);
+  if (!nnrt_instance_average(&t->inst, &t->e)) return 0;
+  nnrt_arena_free(*backup);
+  *backup = NULL;
+  return fail_err(t);
 }
 
 static void swap_out_average(Train *t, void *backup) {

@@ -22,7 +22,7 @@
 
 /* What the fake train_step does besides training (test settings). */
 static struct {
-  int64_t raise_at, fail_at; /* 1-based step numbers, 0 = never */
+  int64_t raise_at, fail_at, nan_at; /* 1-based step numbers, 0 = never */
   int nseen;
   float seen[1024];          /* x0 of the first sample of each batch */
   int bad_epoch;             /* an epoch argument that was not an integer */
@@ -87,6 +87,7 @@ static int lin_train(void *ctx, void *const *in, void *const *out) {
   p.aw[0] += (p.w[0] - p.aw[0]) / t, p.aw[1] += (p.w[1] - p.aw[1]) / t;
   *p.ab += (*p.b - *p.ab) / t;
   if (*p.step == cfg.raise_at) raise(SIGINT);
+  if (*p.step == cfg.nan_at) o[0] = NAN;
   return *p.step == cfg.fail_at ? 9 : 0;
 }
 
@@ -566,6 +567,13 @@ static void test_malformed(void **state) {
   r = RUN(&lin, "train", "--epochs", "2", "--steps", "3");
   assert_int_equal(r.status, 2);
   run_free(&r);
+  /* a diverged loss stops the run without saving */
+  write_lin_data(t, 8, xa, ya);
+  cfg.nan_at = 3;
+  r = RUN(&lin, "train", "--data", xa, "--data", ya, "--save", ck, "--save-every", "5");
+  cfg.nan_at = 0;
+  expect_fail_intact(t, r, "model 'lin': the loss is nan at step 3 (epoch 2, "
+                     "batch 1 of the epoch); stopping (nothing saved)", ck, orig, nck);
   free(orig);
 }
 
@@ -635,6 +643,20 @@ static void test_eval(void **state) {
   }
   assert_true(fabs(loss - want / 16) < 1e-5 * fmax(1, loss));
   assert_true(fabs(mae - wmae / 16) < 1e-5 * fmax(1, mae));
+  /* predict uses the averaged weights too */
+  float xs[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  NnrtTensor tx = {.dtype = NNRT_F32, .rank = 2, .dims = {4, 2}, .data = xs,
+                   .nbytes = sizeof xs};
+  const char *pin = tpath(t, "in.npy"), *pout = tpath(t, "out.npy");
+  assert_int_equal(nnrt_npy_write(pin, &tx, NULL), 0);
+  r = RUN(&lin, "predict", "--weights", w, "--input", pin, "--output", pout);
+  expect_ok(r);
+  run_free(&r);
+  NnrtTensor ty;
+  assert_int_equal(nnrt_npy_read(pout, &ty, NULL), 0);
+  for (int i = 0; i < 4; i++)
+    assert_true(((float *)ty.data)[i] == xs[2 * i] * aw[0] + xs[2 * i + 1] * aw[1] + ab);
+  nnrt_tensor_free(&ty);
   r = RUN(&lin, "eval", "--data", xa);
   assert_int_equal(r.status, 2);
   assert_contains(r.err, "eval: --weights W.safetensors is required");
