@@ -630,6 +630,7 @@ int nnrt_cmd_train(const NnrtModel *m, const char *prog, int argc,
   sigaction(SIGINT, &old, NULL);
   interrupted = 0;
   if (!rc && t.o.save) rc = save(&t);
+  fflush(out);
   if (!rc && stopped) {
     fprintf(err, "%s: interrupted after step %lld%s%s\n", prog,
             (long long)t.step, t.o.save ? "; saved " : " (no --save: nothing "

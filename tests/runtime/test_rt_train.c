@@ -476,7 +476,18 @@ static void test_resume(void **state) {
   assert_int_equal(r.status, 2);
   assert_contains(r.err, "--seed 4 differs from the seed 3 of ");
   run_free(&r);
-  assert_int_equal(tmp_count(t), 5); /* no temporary file left */
+  /* a file from `init` (no position) starts at step 0 from its weights */
+  const char *i0 = tpath(t, "i0.safetensors");
+  r = RUN(&lin, "init", "--save", i0);
+  expect_ok(r);
+  run_free(&r);
+  r = RUN(&lin, "train", "--data", xa, "--data", ya, "--resume", i0, "--save",
+          i0, "--steps", "40");
+  expect_ok(r);
+  assert_contains(r.out, "steps 1..40 of 40");
+  run_free(&r);
+  assert_files_equal(a, i0);
+  assert_int_equal(tmp_count(t), 6); /* no temporary file left */
 }
 
 /* Writes IDX images u8[n,2,2] and labels i32[m] (label k % 3, or `bad`
