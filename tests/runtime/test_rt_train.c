@@ -418,6 +418,25 @@ static void test_threads(void **state) {
   assert_files_equal(a, c);
 }
 
+/* The means printed at the end of an epoch: "epoch E step S/T: ... " up
+** to the samples/s (which vary). */
+static char *epoch_line(const char *out, const char *head) {
+  const char *p = strstr(out, head);
+  if (!p) fail_msg("no '%s' in:\n%s", head, out);
+  const char *q = strchr(p, '|');
+  assert_non_null(q);
+  char *s = calloc((size_t)(q - p) + 1, 1);
+  memcpy(s, p, (size_t)(q - p));
+  return s;
+}
+
+static void assert_same_epoch_line(const char *a, const char *b, const char *head) {
+  char *x = epoch_line(a, head), *y = epoch_line(b, head);
+  assert_string_equal(x, y);
+  free(x);
+  free(y);
+}
+
 /* Uninterrupted 40 steps (2.5 epochs) against: a failure at step 30 with
 ** checkpoints every 12 steps, then --resume; and SIGINT at step 21, then
 ** --resume.  Every file is identical, metadata included. */
@@ -427,10 +446,10 @@ static void test_resume(void **state) {
   write_lin_data(t, 64, xa, ya);
   const char *a = tpath(t, "a.safetensors"), *b = tpath(t, "b.safetensors"),
              *c = tpath(t, "c.safetensors");
-  Run r = RUN(&lin, "train", "--data", xa, "--data", ya, "--save", a, "--steps", "40");
-  expect_ok(r);
-  run_free(&r);
+  Run full = RUN(&lin, "train", "--data", xa, "--data", ya, "--save", a, "--steps", "40");
+  expect_ok(full);
   cfg.fail_at = 30;
+  Run r;
   r = RUN(&lin, "train", "--data", xa, "--data", ya, "--save", b, "--steps",
           "40", "--save-every", "12");
   cfg.fail_at = 0;
@@ -450,6 +469,8 @@ static void test_resume(void **state) {
           "--steps", "40");
   expect_ok(r);
   assert_contains(r.out, "steps 25..40 of 40");
+  assert_same_epoch_line(full.out, r.out, "epoch 2 step 32/40: ");
+  assert_same_epoch_line(full.out, r.out, "epoch 3 step 40/40: ");
   run_free(&r);
   assert_files_equal(a, b);
   /* Ctrl-C inside step 21: the step finishes, is saved, status 130 */
@@ -465,7 +486,9 @@ static void test_resume(void **state) {
   r = RUN(&lin, "train", "--data", xa, "--data", ya, "--resume", c, "--save", c,
           "--steps", "40");
   expect_ok(r);
+  assert_same_epoch_line(full.out, r.out, "epoch 2 step 32/40: ");
   run_free(&r);
+  run_free(&full);
   assert_files_equal(a, c);
   /* resuming a finished run does nothing; another seed is refused */
   r = RUN(&lin, "train", "--data", xa, "--data", ya, "--resume", c, "--steps", "40");
@@ -693,6 +716,60 @@ static void test_eval(void **state) {
   run_free(&r);
 }
 
+/* The checks of the training fields; commands a model lacks. */
+static void test_descriptor(void **state) {
+  (void)state;
+  NnrtErr e = {0};
+  NnrtModel m = lin;
+  assert_int_equal(nnrt_model_check(&m, &e), 0);
+  static const char *const bad_names[2] = {"x", "z"};
+  NnrtDataSource src = lin_data;
+  src.names = bad_names;
+  m.eval_data = &src;
+  assert_int_equal(nnrt_model_check(&m, &e), NNRT_E_ARG);
+  assert_string_equal(e.msg, "model 'lin': eval_data source: 'z' is not a train input");
+  src = lin_data;
+  src.nfiles = 1;
+  assert_int_equal(nnrt_model_check(&m, &e), NNRT_E_ARG);
+  assert_string_equal(e.msg, "model 'lin': bad eval_data source");
+  m = lin;
+  m.steps = 10;
+  assert_int_equal(nnrt_model_check(&m, &e), NNRT_E_ARG);
+  assert_string_equal(e.msg, "model 'lin': bad training settings");
+  m = lin;
+  m.batch = 8;
+  assert_int_equal(nnrt_model_check(&m, &e), NNRT_E_ARG);
+  assert_contains(e.msg, "train input 'x' has no batch axis 0 of the batch size");
+  m = lin;
+  m.ntrain_inputs = 0;
+  assert_int_equal(nnrt_model_check(&m, &e), NNRT_E_ARG);
+  assert_contains(e.msg, "train_step or eval_step without train inputs");
+  m = lin;
+  m.train_step = NULL;
+  m.eval_step = NULL;
+  Run r = RUN(&m, "train");
+  assert_int_equal(r.status, 2);
+  assert_string_equal(r.err, "lin: 'train' is not available in this build of "
+                             "model 'lin' (it has no train block)\n");
+  run_free(&r);
+  r = RUN(&m, "eval", "--weights", "w");
+  assert_int_equal(r.status, 2);
+  assert_contains(r.err, "(it has no loss)");
+  run_free(&r);
+  r = RUN(&lin, "train", "--help");
+  assert_int_equal(r.status, 0);
+  assert_contains(r.out, "usage: lin train [--epochs N | --steps N]");
+  run_free(&r);
+  r = RUN(&lin, "train", "--save-every", "3");
+  assert_int_equal(r.status, 2);
+  assert_contains(r.err, "--save-every needs --save W");
+  run_free(&r);
+  r = RUN(&lin, "train", "--steps", "0");
+  assert_int_equal(r.status, 2);
+  assert_contains(r.err, "train: --steps needs an integer >= 1, got '0'");
+  run_free(&r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_converges, tmp_setup, tmp_teardown),
@@ -703,6 +780,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_malformed, tmp_setup, tmp_teardown),
       cmocka_unit_test_setup_teardown(test_log, tmp_setup, tmp_teardown),
       cmocka_unit_test_setup_teardown(test_eval, tmp_setup, tmp_teardown),
+      cmocka_unit_test(test_descriptor),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
