@@ -53,9 +53,9 @@ typedef struct CgMap CgMap;
 typedef struct CgKern {
   LLVMValueRef fn;
   LLVMBasicBlockRef entry;
-  int nleaf;
-  CgVal *leaf[64];       /* materialised values read (and written) */
-  LLVMValueRef lptr[64]; /* their pointers inside the kernel */
+  int nleaf, capleaf;
+  CgVal **leaf;          /* materialised values read (and written) */
+  LLVMValueRef *lptr;    /* their pointers inside the kernel */
   LLVMValueRef err, seed, step;
 } CgKern;
 

@@ -892,9 +892,12 @@ static bool plan_func(Cg *cg, const IrFunc *f, int64_t *arena_bytes) {
 static void add_leaf(Cg *cg, CgKern *k, CgVal *c) {
   for (int i = 0; i < k->nleaf; i++)
     if (k->leaf[i] == c) return;
-  if (k->nleaf == 64) {
-    cg_fail(cg, NULL, "more than 64 buffers in one kernel");
-    return;
+  if (k->nleaf == k->capleaf) {
+    int nc = k->capleaf ? 2 * k->capleaf : 16;
+    CgVal **nl = ARENA_ARRAY(cg->a, CgVal *, nc);
+    if (k->nleaf) memcpy(nl, k->leaf, sizeof(CgVal *) * (size_t)k->nleaf);
+    k->leaf = nl;
+    k->capleaf = nc;
   }
   k->leaf[k->nleaf++] = c;
 }
@@ -992,6 +995,7 @@ static void emit_kernel(Cg *cg, const char *name, const IrNode *n, CgVal *out,
   else
     for (int i = 0; i < n->nargs; i++) collect(cg, k, n->args[i]);
   int np = 2 + k->nleaf + 3;
+  k->lptr = ARENA_ARRAY(cg->a, LLVMValueRef, k->nleaf + 1);
   LLVMTypeRef *pt = ARENA_ARRAY(cg->a, LLVMTypeRef, np);
   pt[0] = pt[1] = cg->i64;
   for (int i = 0; i < k->nleaf + 1; i++) pt[2 + i] = cg->ptr;
