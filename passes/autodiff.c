@@ -304,37 +304,32 @@ static bool defined_within(const IrValue *v, const IrBlock *top) {
   return v->def && block_within(v->def->parent, top);
 }
 
+/* Append v to the growing array *out unless it is already in seen. */
+static void push_unique(Ad *ad, AdMap *seen, IrValue *v, IrValue ***out, int *n,
+                        int *cap) {
+  if (ad_map_get(seen, v)) return;
+  ad_map_put(ad->a, seen, v, v);
+  if (*n == *cap) {
+    IrValue **w = ARENA_ARRAY(ad->a, IrValue *, *cap * 2 + 4);
+    if (*n) memcpy(w, *out, sizeof(IrValue *) * (size_t)*n);
+    *out = w;
+    *cap = *cap * 2 + 4;
+  }
+  (*out)[(*n)++] = v;
+}
+
 /* Collect (once) the values used in body (nested bodies included) but
 ** defined outside it, globals included. */
 static void captures(Ad *ad, const IrBlock *body, const IrBlock *b, AdMap *seen,
                      IrValue ***out, int *n, int *cap) {
   for (const IrNode *x = b->first; x; x = x->next) {
-    for (int i = 0; i < x->nargs; i++) {
-      IrValue *v = x->args[i];
-      if (defined_within(v, body) || ad_map_get(seen, v)) continue;
-      ad_map_put(ad->a, seen, v, v);
-      if (*n == *cap) {
-        IrValue **w = ARENA_ARRAY(ad->a, IrValue *, *cap * 2 + 4);
-        if (*n) memcpy(w, *out, sizeof(IrValue *) * (size_t)*n);
-        *out = w;
-        *cap = *cap * 2 + 4;
-      }
-      (*out)[(*n)++] = v;
-    }
+    for (int i = 0; i < x->nargs; i++)
+      if (!defined_within(x->args[i], body))
+        push_unique(ad, seen, x->args[i], out, n, cap);
     if (x->body) captures(ad, body, x->body, seen, out, n, cap);
   }
-  for (int i = 0; i < b->nrets; i++) {
-    IrValue *v = b->rets[i];
-    if (defined_within(v, body) || ad_map_get(seen, v)) continue;
-    ad_map_put(ad->a, seen, v, v);
-    if (*n == *cap) {
-      IrValue **w = ARENA_ARRAY(ad->a, IrValue *, *cap * 2 + 4);
-      if (*n) memcpy(w, *out, sizeof(IrValue *) * (size_t)*n);
-      *out = w;
-      *cap = *cap * 2 + 4;
-    }
-    (*out)[(*n)++] = v;
-  }
+  for (int i = 0; i < b->nrets; i++)
+    if (!defined_within(b->rets[i], body)) push_unique(ad, seen, b->rets[i], out, n, cap);
 }
 
 static int scan_captures(Ad *ad, const IrNode *scan, IrValue ***out) {
@@ -483,147 +478,194 @@ static IrNode *scan_emit_carries(Ad *ad, IrNode *n, const ScanGeo *g) {
   return c;
 }
 
-/* The sequences of the reverse scan, in operand order. */
+/* A sequence of the reverse scan, in operand order. */
 typedef struct RevSeq {
   IrValue *val;   /* stacked operand */
   int ax;         /* its sequence axis */
   IrValue *arg;   /* the slice argument in the reverse body */
 } RevSeq;
 
+/* The reverse scan of forward scan c while it is being built.  Operands:
+** carries (gradient of each float carry fc[], then one accumulator per
+** active captured value cap[]), then sequences sq[] (the forward
+** sequences, the stacked carries, the gradients of the emitted values). */
+typedef struct Rev {
+  IrNode *c;
+  const ScanGeo *g;
+  int nres0;           /* c's results before it emitted its carries */
+  int *fc, nfc;
+  IrValue **cap;
+  int ncap;
+  RevSeq *sq;
+  int nseq;
+  int *emit_seq;       /* per emitted value: its sequence, or -1 */
+  IrValue **ops, **carg;
+  IrBlock *body;
+  int *seq_out;        /* per forward sequence: its yield, or -1 */
+  IrValue **yl;
+  int nyl;
+} Rev;
+
+/* Choose the carries and sequences of the reverse scan and build their
+** initial values (in the current block). */
+static void rev_operands(Ad *ad, Rev *rv, IrValue *const *dy) {
+  IrNode *c = rv->c;
+  const ScanGeo *g = rv->g;
+  IrValue **capv;
+  int ncap0 = scan_captures(ad, c, &capv);
+  rv->cap = ARENA_ARRAY(ad->a, IrValue *, ncap0 + 1);
+  for (int i = 0; i < ncap0; i++)
+    if (ad_active(ad, capv[i])) rv->cap[rv->ncap++] = capv[i];
+  rv->fc = ARENA_ARRAY(ad->a, int, g->nc + 1);
+  for (int i = 0; i < g->nc; i++)
+    if (ir_dtype_is_float(c->args[i]->type.dtype)) rv->fc[rv->nfc++] = i;
+  int nemit = rv->nres0 - g->nc;
+  rv->sq = ARENA_ARRAY(ad->a, RevSeq, g->ns + g->nc + nemit + 1);
+  for (int j = 0; j < g->ns; j++)
+    rv->sq[rv->nseq++] = (RevSeq){c->args[g->nc + j], g->ax[j], NULL};
+  for (int i = 0; i < g->nc; i++) {
+    IrValue *v = c->res[rv->nres0 + i];
+    rv->sq[rv->nseq++] = (RevSeq){v, norm_axis(g->a0raw, v->type.rank), NULL};
+  }
+  rv->emit_seq = ARENA_ARRAY(ad->a, int, nemit + 1);
+  for (int k = 0; k < nemit; k++) {
+    IrValue *y = c->res[g->nc + k];
+    rv->emit_seq[k] = -1;
+    if (!ir_dtype_is_float(y->type.dtype)) continue;
+    IrValue *d = dy[g->nc + k] ? dy[g->nc + k] : ad_const(ad, 0, &y->type);
+    rv->emit_seq[k] = rv->nseq;
+    rv->sq[rv->nseq++] = (RevSeq){d, norm_axis(g->a0raw, y->type.rank), NULL};
+  }
+  int ncar = rv->nfc + rv->ncap;
+  rv->ops = ARENA_ARRAY(ad->a, IrValue *, ncar + rv->nseq + 1);
+  for (int i = 0; i < rv->nfc; i++) {
+    IrValue *d = dy[rv->fc[i]];
+    rv->ops[i] = d ? d : ad_const(ad, 0, &c->args[rv->fc[i]]->type);
+  }
+  for (int j = 0; j < rv->ncap; j++)
+    rv->ops[rv->nfc + j] = ad_const(ad, 0, &rv->cap[j]->type);
+  for (int s = 0; s < rv->nseq; s++) rv->ops[ncar + s] = rv->sq[s].val;
+}
+
+/* The reverse body's arguments: the carries, then one slice per sequence
+** (named after the forward body's arguments). */
+static void rev_args(Ad *ad, Rev *rv) {
+  IrModule *m = ad->m;
+  const ScanGeo *g = rv->g;
+  const IrBlock *fb = rv->c->body;
+  int ncar = rv->nfc + rv->ncap;
+  rv->body = ir_block_new(m, ad->f);
+  rv->carg = ARENA_ARRAY(ad->a, IrValue *, ncar + 1);
+  for (int i = 0; i < ncar; i++)
+    rv->carg[i] = ir_block_add_arg(m, rv->body, rv->ops[i]->type,
+                                   i < rv->nfc ? "dcarry" : "dacc");
+  for (int s = 0; s < rv->nseq; s++) {
+    IrType st = drop_dim(&rv->sq[s].val->type, rv->sq[s].ax);
+    const char *nm = s < g->ns ? fb->args[g->nc + s]->name
+                     : s < g->ns + g->nc ? fb->args[s - g->ns]->name : NULL;
+    if (!nm) nm = s < g->ns + g->nc ? "x" : "dy";
+    rv->sq[s].arg = ir_block_add_arg(m, rv->body, st, nm);
+  }
+}
+
+/* The reverse body: recompute the forward body for one step, seed the
+** gradients of its results, differentiate, and collect the yields. */
+static bool rev_body(Ad *ad, Rev *rv) {
+  const ScanGeo *g = rv->g;
+  const IrBlock *fb = rv->c->body;
+  IrBlock *saved = ad->blk;
+  AdMap *vm = map_new(ad), *bg = map_new(ad);
+  for (int i = 0; i < g->nc; i++) ad_map_put(ad->a, vm, fb->args[i], rv->sq[g->ns + i].arg);
+  for (int j = 0; j < g->ns; j++) ad_map_put(ad->a, vm, fb->args[g->nc + j], rv->sq[j].arg);
+  ad->blk = rv->body;
+  clone_nodes(ad, fb, rv->body, vm);
+  IrNode *last = rv->body->last;
+  for (int i = 0; i < g->nc + g->ns; i++) mark(ad, mapped(vm, fb->args[i]));
+  for (IrNode *x = rv->body->first; x; x = x->next) mark_node(ad, x);
+  for (int i = 0; i < rv->nfc; i++)
+    accumulate(ad, bg, mapped(vm, fb->rets[rv->fc[i]]), rv->carg[i]);
+  for (int k = 0; k < rv->nres0 - g->nc; k++)
+    if (rv->emit_seq[k] >= 0)
+      accumulate(ad, bg, mapped(vm, fb->rets[g->nc + k]), rv->sq[rv->emit_seq[k]].arg);
+  if (!backprop(ad, last, NULL, bg)) return false;
+  rv->yl = ARENA_ARRAY(ad->a, IrValue *, rv->nfc + rv->ncap + g->ns + 1);
+  for (int i = 0; i < rv->nfc; i++) {
+    IrValue *d = ad_map_get(bg, rv->sq[g->ns + rv->fc[i]].arg);
+    rv->yl[rv->nyl++] = d ? d : ad_const(ad, 0, &rv->carg[i]->type);
+  }
+  for (int j = 0; j < rv->ncap; j++) {
+    IrValue *d = ad_map_get(bg, rv->cap[j]), *acc = rv->carg[rv->nfc + j];
+    rv->yl[rv->nyl++] = d ? ad_bin(ad, IR_OP_ADD, acc, d) : acc;
+  }
+  rv->seq_out = ARENA_ARRAY(ad->a, int, g->ns + 1);
+  for (int j = 0; j < g->ns; j++) {
+    rv->seq_out[j] = -1;
+    if (!ad_active(ad, rv->c->args[g->nc + j])) continue;
+    IrValue *d = ad_map_get(bg, rv->sq[j].arg);
+    rv->seq_out[j] = rv->nyl;
+    rv->yl[rv->nyl++] = d ? d : ad_const(ad, 0, &rv->sq[j].arg->type);
+  }
+  ir_block_set_rets(ad->m, rv->body, rv->nyl, rv->yl);
+  ad->blk = saved;
+  return true;
+}
+
+/* v (axis `from` of it the stacking axis) with that axis moved to `to`. */
+static IrValue *move_axis(Ad *ad, IrValue *v, int from, int to) {
+  int r = v->type.rank;
+  int64_t perm[IR_MAX_RANK];
+  for (int p = 0, q = 0; p < r; p++) {
+    if (p == to) {
+      perm[p] = from;
+      continue;
+    }
+    if (q == from) q++;
+    perm[p] = q++;
+  }
+  return ad_transpose(ad, v, r, perm);
+}
+
+/* The reverse scan node, and the operand gradients it gives. */
+static bool rev_node(Ad *ad, Rev *rv, IrValue **dx, AdMap *grad) {
+  IrModule *m = ad->m;
+  const ScanGeo *g = rv->g;
+  int ncar = rv->nfc + rv->ncap;
+  int64_t *axes = ARENA_ARRAY(ad->a, int64_t, rv->nseq + 1);
+  for (int s = 0; s < rv->nseq; s++) axes[s] = rv->sq[s].ax;
+  int bax = rv->nseq > 0 ? (int)axes[0] : 0;
+  IrType *res = ARENA_ARRAY(ad->a, IrType, rv->nyl + 1);
+  for (int i = 0; i < rv->nyl; i++) {
+    res[i] = rv->yl[i]->type;
+    if (i < ncar) continue;
+    if (bax > res[i].rank) return ad_fail(ad, "scan: sequence axes disagree");
+    res[i] = insert_dim(&rv->yl[i]->type, bax, g->len);
+  }
+  IrNode *rn = ir_node_new(m, ad->blk, IR_OP_SCAN, ncar + rv->nseq, rv->ops,
+                           rv->nyl, res, rv->c->loc);
+  rn->body = rv->body;
+  rv->body->owner = rn;
+  ir_attr_set_int(m, &rn->attrs, "ncarry", ncar);
+  ir_attr_set_ints(m, &rn->attrs, "axes", rv->nseq, axes);
+  if (!ir_attr_bool(&rv->c->attrs, "reverse", false))
+    ir_attr_set_bool(m, &rn->attrs, "reverse", true);
+  if (rv->nseq == 0) ir_attr_set_int(m, &rn->attrs, "length", g->len);
+  for (int i = 0; i < rv->nfc; i++) dx[rv->fc[i]] = rn->res[i];
+  for (int j = 0; j < rv->ncap; j++) accumulate(ad, grad, rv->cap[j], rn->res[rv->nfc + j]);
+  for (int j = 0; j < g->ns; j++)
+    if (rv->seq_out[j] >= 0)
+      dx[g->nc + j] = move_axis(ad, rn->res[rv->seq_out[j]], bax, g->ax[j]);
+  return true;
+}
+
 /* Build the reverse scan of forward scan c (already emitting its carries)
 ** whose results had gradients dy[]; sets the operand gradients dx[] and
 ** accumulates the captured values' gradients into grad. */
 static bool scan_reverse(Ad *ad, IrNode *c, const ScanGeo *g, int nres0,
                          IrValue *const *dy, IrValue **dx, AdMap *grad) {
-  IrModule *m = ad->m;
-  IrValue **capv;
-  int ncap0 = scan_captures(ad, c, &capv), ncap = 0;
-  IrValue **cap = ARENA_ARRAY(ad->a, IrValue *, ncap0 + 1);
-  for (int i = 0; i < ncap0; i++)
-    if (ad_active(ad, capv[i])) cap[ncap++] = capv[i];
-  /* float carries get a gradient carry */
-  int *fc = ARENA_ARRAY(ad->a, int, g->nc + 1), nfc = 0;
-  for (int i = 0; i < g->nc; i++)
-    if (ir_dtype_is_float(c->args[i]->type.dtype)) fc[nfc++] = i;
-  /* sequences: forward sequences, stacked carries, emitted gradients */
-  int nemit = nres0 - g->nc, nseq = 0;
-  RevSeq *sq = ARENA_ARRAY(ad->a, RevSeq, g->ns + g->nc + nemit + 1);
-  for (int j = 0; j < g->ns; j++)
-    sq[nseq++] = (RevSeq){c->args[g->nc + j], g->ax[j], NULL};
-  for (int i = 0; i < g->nc; i++) {
-    IrValue *v = c->res[nres0 + i];
-    sq[nseq++] = (RevSeq){v, norm_axis(g->a0raw, v->type.rank), NULL};
-  }
-  int *emit_seq = ARENA_ARRAY(ad->a, int, nemit + 1);
-  for (int k = 0; k < nemit; k++) {
-    IrValue *y = c->res[g->nc + k];
-    emit_seq[k] = -1;
-    if (!ir_dtype_is_float(y->type.dtype)) continue;
-    IrValue *d = dy[g->nc + k] ? dy[g->nc + k] : ad_const(ad, 0, &y->type);
-    emit_seq[k] = nseq;
-    sq[nseq++] = (RevSeq){d, norm_axis(g->a0raw, y->type.rank), NULL};
-  }
-  /* operands and the body's arguments */
-  int ncar = nfc + ncap, nargs = ncar + nseq;
-  IrValue **ops = ARENA_ARRAY(ad->a, IrValue *, nargs + 1);
-  IrBlock *body = ir_block_new(m, ad->f);
-  IrValue **carg = ARENA_ARRAY(ad->a, IrValue *, ncar + 1);
-  for (int i = 0; i < nfc; i++) {
-    const IrType *t = &c->args[fc[i]]->type;
-    IrValue *d = dy[fc[i]];
-    ops[i] = d ? d : ad_const(ad, 0, t);
-    carg[i] = ir_block_add_arg(m, body, *t, "dcarry");
-  }
-  for (int j = 0; j < ncap; j++) {
-    ops[nfc + j] = ad_const(ad, 0, &cap[j]->type);
-    carg[nfc + j] = ir_block_add_arg(m, body, cap[j]->type, "dacc");
-  }
-  int64_t *axes = ARENA_ARRAY(ad->a, int64_t, nseq + 1);
-  for (int s = 0; s < nseq; s++) {
-    ops[ncar + s] = sq[s].val;
-    axes[s] = sq[s].ax;
-    IrType st = drop_dim(&sq[s].val->type, sq[s].ax);
-    const char *nm = s < g->ns ? c->body->args[g->nc + s]->name
-                     : s < g->ns + g->nc ? c->body->args[s - g->ns]->name : NULL;
-    sq[s].arg = ir_block_add_arg(m, body, st, nm ? nm : s < g->ns + g->nc ? "x" : "dy");
-  }
-  /* recompute the forward body for one step */
-  IrBlock *fb = c->body;
-  AdMap *vm = map_new(ad);
-  for (int i = 0; i < g->nc; i++) ad_map_put(ad->a, vm, fb->args[i], sq[g->ns + i].arg);
-  for (int j = 0; j < g->ns; j++) ad_map_put(ad->a, vm, fb->args[g->nc + j], sq[j].arg);
-  IrBlock *saved = ad->blk;
-  ad->blk = body;
-  clone_nodes(ad, fb, body, vm);
-  IrNode *last = body->last;
-  for (int i = 0; i < g->nc + g->ns; i++) mark(ad, mapped(vm, fb->args[i]));
-  for (IrNode *x = body->first; x; x = x->next) mark_node(ad, x);
-  /* seed and differentiate */
-  AdMap *bg = map_new(ad);
-  for (int i = 0; i < nfc; i++)
-    accumulate(ad, bg, mapped(vm, fb->rets[fc[i]]), carg[i]);
-  for (int k = 0; k < nemit; k++)
-    if (emit_seq[k] >= 0)
-      accumulate(ad, bg, mapped(vm, fb->rets[g->nc + k]), sq[emit_seq[k]].arg);
-  if (!backprop(ad, last, NULL, bg)) return false;
-  /* yields: new carry gradients, accumulators, sequence gradients */
-  int nbr = ncar + g->ns;
-  IrValue **yl = ARENA_ARRAY(ad->a, IrValue *, nbr + 1);
-  for (int i = 0; i < nfc; i++) {
-    IrValue *d = ad_map_get(bg, sq[g->ns + fc[i]].arg);
-    yl[i] = d ? d : ad_const(ad, 0, &carg[i]->type);
-  }
-  for (int j = 0; j < ncap; j++) {
-    IrValue *d = ad_map_get(bg, cap[j]);
-    yl[nfc + j] = d ? ad_bin(ad, IR_OP_ADD, carg[nfc + j], d) : carg[nfc + j];
-  }
-  int nyl = ncar;
-  int *seq_out = ARENA_ARRAY(ad->a, int, g->ns + 1);
-  for (int j = 0; j < g->ns; j++) {
-    seq_out[j] = -1;
-    if (!ad_active(ad, c->args[g->nc + j])) continue;
-    IrValue *d = ad_map_get(bg, sq[j].arg);
-    seq_out[j] = nyl;
-    yl[nyl++] = d ? d : ad_const(ad, 0, &sq[j].arg->type);
-  }
-  ir_block_set_rets(m, body, nyl, yl);
-  ad->blk = saved;
-  /* the reverse scan node */
-  int bax = nseq > 0 ? (int)axes[0] : 0;
-  IrType *res = ARENA_ARRAY(ad->a, IrType, nyl + 1);
-  for (int i = 0; i < ncar; i++) res[i] = carg[i]->type;
-  for (int i = ncar; i < nyl; i++) {
-    if (bax > yl[i]->type.rank) return ad_fail(ad, "scan: sequence axes disagree");
-    res[i] = insert_dim(&yl[i]->type, bax, g->len);
-  }
-  IrNode *rn = ir_node_new(m, ad->blk, IR_OP_SCAN, nargs, ops, nyl, res, c->loc);
-  rn->body = body;
-  body->owner = rn;
-  ir_attr_set_int(m, &rn->attrs, "ncarry", ncar);
-  ir_attr_set_ints(m, &rn->attrs, "axes", nseq, axes);
-  if (!ir_attr_bool(&c->attrs, "reverse", false))
-    ir_attr_set_bool(m, &rn->attrs, "reverse", true);
-  if (nseq == 0) ir_attr_set_int(m, &rn->attrs, "length", g->len);
-  /* operand gradients */
-  for (int i = 0; i < nfc; i++) dx[fc[i]] = rn->res[i];
-  for (int j = 0; j < ncap; j++) accumulate(ad, grad, cap[j], rn->res[nfc + j]);
-  for (int j = 0; j < g->ns; j++) {
-    if (seq_out[j] < 0) continue;
-    IrValue *v = rn->res[seq_out[j]];
-    int r = v->type.rank, to = g->ax[j];
-    int64_t perm[IR_MAX_RANK];
-    /* move the stacking axis bax to the sequence's own axis */
-    for (int p = 0, q = 0; p < r; p++) {
-      if (p == to) {
-        perm[p] = bax;
-        continue;
-      }
-      if (q == bax) q++;
-      perm[p] = q++;
-    }
-    dx[g->nc + j] = ad_transpose(ad, v, r, perm);
-  }
-  return true;
+  Rev rv = {.c = c, .g = g, .nres0 = nres0};
+  rev_operands(ad, &rv, dy);
+  rev_args(ad, &rv);
+  return rev_body(ad, &rv) && rev_node(ad, &rv, dx, grad);
 }
 
 /* scan: the forward scan emits its carries, then the reverse scan. */
