@@ -4,9 +4,9 @@
 **
 **   for jc in N step NC:                     NAME
 **     pack B[0:K, jc:jc+nc] -> Bp             NAME_packb_body, parallel over NR panels
-**     parallel over MR panels of M:           NAME_body
-**       for pc in K step KC:
-**         for ic in the thread's rows step MC:
+**     parallel over chunks of M (<= MC rows): NAME_body, dynamic (atomic counter)
+**       for ic in the chunks the thread takes:
+**         for pc in K step KC:
 **           pack A[ic:ic+mc, pc:pc+kc] -> Ap  NAME_packa (zero-padded to MR)
 **           for jr in nc step NR:              (KC×NR panel of Bp stays in L1)
 **             for ir in mc step MR:            (MC×KC block of Ap stays in L2)
@@ -33,7 +33,8 @@ enum { KUNROLL = 4 };
 /* Fields of the context struct shared with the outlined bodies. ORDER CTX */
 enum {
   CX_A, CX_LDA, CX_B, CX_LDB, CX_C, CX_LDC, CX_BETA, CX_BIAS,
-  CX_APACK, CX_BPACK, CX_M, CX_K, CX_JC, CX_NC, CX_NCR, CX_COUNT
+  CX_APACK, CX_BPACK, CX_M, CX_K, CX_JC, CX_NC, CX_NCR,
+  CX_NEXT, CX_CHUNK, CX_NCHUNK, CX_COUNT
 };
 
 typedef struct Gen {
@@ -500,24 +501,46 @@ static void macro_kernel(Gen *g, LLVMValueRef cx, LLVMValueRef ablk, LLVMValueRe
   ll_loop_end(g->b, &lj);
 }
 
-/* NAME_body(begin, end, ctx): MR panels [begin, end) of M.  For each KC
-** step pc (once with kc = 0 when K = 0, so that C = beta·C), MC rows at a
-** time: pack A into Apack at the panels' own offset (threads never share a
-** panel), then the macro-kernel against the packed B block of step pc. */
+/* NAME_body(begin, end, ctx): takes chunks of CHUNK MR panels of M from
+** the shared counter ctx->next until none is left (begin and end are not
+** used: any number of calls on any threads covers every chunk once, and a
+** thread that the OS delays leaves its share to the others).  For each
+** chunk and each KC step pc (once with kc = 0 when K = 0, so that
+** C = beta·C): pack A into Apack at the chunk's own offset, then the
+** macro-kernel against the packed B block of step pc. */
 static void gen_body(Gen *g)
 {
   LLVMTypeRef ps[3] = {g->i64, g->i64, g->ptr};
   LLVMValueRef fn = g->body = fn_new(g, "_body", ps, 3, true);
-  LLVMValueRef begin = arg(fn, 0, "begin"), end = arg(fn, 1, "end"), cx = arg(fn, 2, "ctx");
+  arg(fn, 0, "begin");
+  arg(fn, 1, "end");
+  LLVMValueRef cx = arg(fn, 2, "ctx");
   LLVMValueRef a = ctx_get(g, cx, CX_A, "a"), lda = ctx_get(g, cx, CX_LDA, "lda");
   LLVMValueRef ap = ctx_get(g, cx, CX_APACK, "apack"), M = ctx_get(g, cx, CX_M, "m");
   LLVMValueRef K = ctx_get(g, cx, CX_K, "k"), beta = ctx_get(g, cx, CX_BETA, "beta");
   LLVMValueRef bpack = ctx_get(g, cx, CX_BPACK, "bpack"), ncr = ctx_get(g, cx, CX_NCR, "ncr");
-  LLVMValueRef MR = i64c(g, g->bk.mr), mcp = i64c(g, g->bk.mc / g->bk.mr);
-  LLVMValueRef KC = i64c(g, g->bk.kc), one = i64c(g, 1);
+  LLVMValueRef chunk = ctx_get(g, cx, CX_CHUNK, "chunk");
+  LLVMValueRef nchunk = ctx_get(g, cx, CX_NCHUNK, "nchunk");
+  LLVMValueRef nextp = LLVMBuildStructGEP2(g->b, g->ctx_ty, cx, CX_NEXT, "nextp");
+  LLVMValueRef MR = i64c(g, g->bk.mr), KC = i64c(g, g->bk.kc), one = i64c(g, 1);
   LLVMValueRef kend = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, K, one, ""),
                                       one, K, "kend");
-  LlLoop lk, lp;
+  LLVMValueRef kce = ll_smin(g->b, K, KC, "kce");
+  LLVMValueRef npan = LLVMBuildSDiv(g->b, add(g, M, i64c(g, g->bk.mr - 1)), MR, "npan");
+  LLVMBasicBlockRef take = ll_block_new(g->b, "b_take"), work = ll_block_new(g->b, "b_work");
+  LLVMBasicBlockRef done = ll_block_new(g->b, "b_done");
+  LLVMBuildBr(g->b, take);
+  LLVMPositionBuilderAtEnd(g->b, take);
+  LLVMValueRef c = LLVMBuildAtomicRMW(g->b, LLVMAtomicRMWBinOpAdd, nextp, one,
+                                      LLVMAtomicOrderingMonotonic, false);
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, c, nchunk, ""), work, done);
+  LLVMPositionBuilderAtEnd(g->b, work);
+  LLVMValueRef p0 = mul(g, c, chunk);
+  LLVMValueRef p1 = ll_smin(g->b, add(g, p0, chunk), npan, "p1");
+  LLVMValueRef i0 = mul(g, p0, MR);
+  LLVMValueRef mc = sub(g, ll_smin(g->b, mul(g, p1, MR), M, ""), i0);
+  LLVMValueRef ablk = at(g, ap, mul(g, i0, kce));
+  LlLoop lk;
   ll_loop_begin(g->b, &lk, i64c(g, 0), kend, KC, "pc");
   LLVMValueRef pc = lk.iv;
   LLVMValueRef kc = ll_smin(g->b, KC, sub(g, K, pc), "kc");
@@ -525,19 +548,14 @@ static void gen_body(Gen *g)
   LLVMValueRef beta_k = LLVMBuildSelect(g->b, first, beta, ll_const_f32(g->c, 1), "beta_k");
   LLVMValueRef last = LLVMBuildICmp(g->b, LLVMIntSGE, add(g, pc, kc), K, "last");
   LLVMValueRef bpk = at(g, bpack, mul(g, pc, ncr));
-  ll_loop_begin(g->b, &lp, begin, end, mcp, "p0");
-  LLVMValueRef p1 = ll_smin(g->b, add(g, lp.iv, mcp), end, "p1");
-  LLVMValueRef i0 = mul(g, lp.iv, MR);
-  LLVMValueRef mc = sub(g, ll_smin(g->b, mul(g, p1, MR), M, ""), i0);
   LLVMValueRef corner = g->s->trans_a ? add(g, mul(g, pc, lda), i0)
                                       : add(g, mul(g, i0, lda), pc);
-  /* stride min(K, KC), not kc: threads may be at different pc steps */
-  LLVMValueRef ablk = at(g, ap, mul(g, i0, ll_smin(g->b, K, KC, "")));
   LLVMValueRef pa[5] = {mc, kc, at(g, a, corner), lda, ablk};
   LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->packa), g->packa, pa, 5, "");
   macro_kernel(g, cx, ablk, i0, mc, kc, bpk, beta_k, last);
-  ll_loop_end(g->b, &lp);
   ll_loop_end(g->b, &lk);
+  LLVMBuildBr(g->b, take);
+  LLVMPositionBuilderAtEnd(g->b, done);
   LLVMBuildRetVoid(g->b);
 }
 
@@ -596,6 +614,13 @@ static LLVMValueRef gen_entry(Gen *g)
   afl = LLVMBuildAnd(g->b, add(g, afl, i64c(g, 15)), i64c(g, -16), "");
   ctx_set(g, cx, CX_APACK, v[11]);
   ctx_set(g, cx, CX_BPACK, at(g, v[11], afl));
+  /* chunks of M for the bodies: at most MC rows, at least 8 chunks when
+  ** there are 8 panels, so that threads can balance the load */
+  LLVMValueRef chunk = ll_smin(g->b, ceil_div(g, npan_m, 8), i64c(g, g->bk.mc / g->bk.mr), "");
+  LLVMValueRef nchunk = LLVMBuildSDiv(g->b, sub(g, add(g, npan_m, chunk), i64c(g, 1)), chunk,
+                                      "nchunk");
+  ctx_set(g, cx, CX_CHUNK, chunk);
+  ctx_set(g, cx, CX_NCHUNK, nchunk);
   LlLoop lj;
   ll_loop_begin(g->b, &lj, i64c(g, 0), N, i64c(g, g->bk.nc), "jc");
   LLVMValueRef nc = ll_smin(g->b, i64c(g, g->bk.nc), sub(g, N, lj.iv), "nc");
@@ -604,7 +629,8 @@ static LLVMValueRef gen_entry(Gen *g)
   ctx_set(g, cx, CX_NC, nc);
   ctx_set(g, cx, CX_NCR, mul(g, npan_n, i64c(g, g->bk.nr)));
   call_par_for(g, npan_n, g->packb_body, cx);
-  call_par_for(g, npan_m, g->body, cx);
+  ctx_set(g, cx, CX_NEXT, i64c(g, 0));
+  call_par_for(g, nchunk, g->body, cx);
   ll_loop_end(g->b, &lj);
   LLVMBuildBr(g->b, out);
   LLVMPositionBuilderAtEnd(g->b, out);
@@ -635,7 +661,8 @@ LLVMValueRef cg_gemm_define(LLVMModuleRef mod, LLVMTargetMachineRef tm,
     [CX_A] = g.ptr, [CX_LDA] = g.i64, [CX_B] = g.ptr, [CX_LDB] = g.i64,
     [CX_C] = g.ptr, [CX_LDC] = g.i64, [CX_BETA] = g.f32, [CX_BIAS] = g.ptr,
     [CX_APACK] = g.ptr, [CX_BPACK] = g.ptr, [CX_M] = g.i64, [CX_K] = g.i64,
-    [CX_JC] = g.i64, [CX_NC] = g.i64, [CX_NCR] = g.i64};
+    [CX_JC] = g.i64, [CX_NC] = g.i64, [CX_NCR] = g.i64, [CX_NEXT] = g.i64,
+    [CX_CHUNK] = g.i64, [CX_NCHUNK] = g.i64};
   g.ctx_ty = LLVMStructTypeInContext(g.c, f, CX_COUNT, false);
   g.par_for = par_for_decl(&g);
   gen_ukr(&g);
