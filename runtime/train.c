@@ -70,7 +70,7 @@ typedef struct Train {
   Opts o;
   NnrtInstance inst;
   NnrtData data, eval;
-  bool has_data, has_eval;
+  bool has_eval;
   int64_t B, spe, total;   /* batch, steps per epoch, steps of the run */
   int64_t step;            /* steps done */
   uint64_t seed;
@@ -327,7 +327,7 @@ static int evaluate(Train *t, const NnrtData *d, double *loss, double *metrics,
   if (rc) return rc;
   *loss = 0;
   for (int k = 0; k < m->nmetrics; k++) metrics[k] = 0;
-  for (int64_t b = 0; b < nb && !rc; b++) {
+  for (int64_t b = 0; b < nb && !rc && !interrupted; b++) {
     for (int64_t i = 0; i < t->B; i++) t->idx[i] = b * t->B + i;
     gather(t, d, t->idx);
     int st = m->eval_step(&t->inst, t->in, t->eouts);
@@ -442,6 +442,9 @@ static int resume_meta(Train *t, const NnrtTensorFile *f) {
   if (t->o.seed_set && t->o.seed != (uint64_t)seed)
     return fail(t, 2, "train: --seed %llu differs from the seed %lld of %s",
                 (unsigned long long)t->o.seed, (long long)seed, path);
+  int64_t total;
+  if (!t->o.epochs && !t->o.steps && meta_i64(f, "total_steps", &total) && total > 0)
+    t->total = total; /* the interrupted run's length */
   t->step = step;
   t->seed = (uint64_t)seed;
   t->mean_steps = ms;
@@ -461,7 +464,6 @@ static int setup_data(Train *t) {
   const NnrtModel *m = t->m;
   if (nnrt_data_load(m, m->data, t->o.data, t->o.ndata, "train data", &t->data, &t->e))
     return fail_err(t);
-  t->has_data = true;
   if ((m->eval_data || t->o.neval) && m->eval_step) {
     if (nnrt_data_load(m, m->eval_data, t->o.eval_data, t->o.neval,
                        "eval data", &t->eval, &t->e))
@@ -516,7 +518,7 @@ static int end_epoch(Train *t, int64_t epoch, double rate, NnrtProgress *p) {
   int64_t n;
   if (!met) return fail(t, 1, "out of memory");
   int rc = evaluate(t, &t->eval, &loss, met, &n);
-  if (!rc) {
+  if (!rc && !interrupted) { /* (Ctrl-C cuts an evaluation short) */
     fprintf(t->out, "  eval: ");
     print_means(t->out, m, loss, met, m->nmetrics);
     fprintf(t->out, " (%lld samples)\n", (long long)n);
