@@ -381,7 +381,10 @@ typedef struct NnrtDataSource {
 
 #define NNRT_ABI_VERSION 2
 
-/* The constant the backend emits for each model. */
+/* The constant the backend emits for each model.  ORDER NNRT:
+** backend/descriptor.c builds this struct (and NnrtTensorDesc,
+** NnrtDataSource, NnrtInstance) field by field with the natural C layout
+** of a 64-bit target; new fields go at the end with an ABI bump. */
 typedef struct NnrtModel {
   int abi_version;          /* NNRT_ABI_VERSION */
   const char *name;
