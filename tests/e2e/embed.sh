@@ -1,7 +1,8 @@
 # e2e: examples/embed, a C program linked with an object file and header
 # that nnc emits, against the interpreter.
 #   sh embed.sh NNC NNC_INTERP SOURCE_DIR RUNTIME_BUILD_DIR
-nnc=$1 interp=$2 root=$3 rt=$4
+# ($NNC_RUNTIME_DIR, when set, replaces RUNTIME_BUILD_DIR, as for nnc.)
+nnc=$1 interp=$2 root=$3 rt=${NNC_RUNTIME_DIR:-$4}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 status=0
