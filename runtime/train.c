@@ -21,6 +21,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------- shuffle */
 
@@ -460,6 +461,18 @@ static int resume_meta(Train *t, const NnrtTensorFile *f) {
 
 /* ---------------------------------------------------------- train */
 
+/* --save's folder must be writable before hours of training, not after. */
+static int check_save_dir(Train *t) {
+  const char *w = t->o.save, *slash = w ? strrchr(w, '/') : NULL;
+  if (!w) return 0;
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - w) + (slash == w) : 1,
+           slash ? w : ".");
+  if (access(dir, W_OK | X_OK))
+    return fail(t, 1, "%s: cannot write in folder '%s': %s", w, dir, strerror(errno));
+  return 0;
+}
+
 static int setup_data(Train *t) {
   const NnrtModel *m = t->m;
   if (nnrt_data_load(m, m->data, t->o.data, t->o.ndata, "train data", &t->data, &t->e))
@@ -605,7 +618,8 @@ int nnrt_cmd_train(const NnrtModel *m, const char *prog, int argc,
     return rc < 0 ? 0 : rc;
   }
   t.B = m->train_inputs[0].dims[0];
-  if (!(rc = setup_data(&t)) && !(rc = alloc_buffers(&t)) &&
+  if (!(rc = check_save_dir(&t)) && !(rc = setup_data(&t)) &&
+      !(rc = alloc_buffers(&t)) &&
       !(rc = setup_weights(&t)) && !(rc = open_log(&t))) {
     if (!(t.perm = calloc((size_t)t.data.n + 1, sizeof *t.perm)))
       rc = fail(&t, 1, "out of memory");

@@ -599,6 +599,11 @@ static void test_malformed(void **state) {
   assert_contains(r.err, "train data: 'z=q.npy' does not name an input of "
                          "model 'lin' (x, y); write NAME=FILE");
   run_free(&r);
+  r = RUN(&lin, "train", "--data", xa, "--data", ya, "--save", "/nonexistent/dir/w");
+  assert_int_equal(r.status, 1);
+  assert_string_equal(r.err, "lin: /nonexistent/dir/w: cannot write in folder "
+                             "'/nonexistent/dir': No such file or directory\n");
+  run_free(&r);
   r = RUN(&lin, "train", "--epochs", "2", "--steps", "3");
   assert_int_equal(r.status, 2);
   run_free(&r);
