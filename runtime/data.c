@@ -266,6 +266,9 @@ static int bind_all(const NnrtModel *m, const NnrtDataSource *src,
   int order = 0;
   for (int i = 0; src && i < src->nnames; i++) {
     int k = find_input(m, src->names[i], strlen(src->names[i]));
+    if (k < 0)
+      return nnrt_err_set(e, NNRT_E_ARG, "%s: the source names '%s', not an "
+                          "input of model '%s'", what, src->names[i], m->name);
     bool per = src->kind == NNRT_DATA_IDX || src->kind == NNRT_DATA_NPY;
     b[k] = (Bind){src->kind, src->kind ? src->files[per ? i : 0] : NULL,
                   src->keys ? src->keys[i] : src->names[i], i, order++, 0};

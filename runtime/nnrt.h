@@ -525,7 +525,8 @@ void nnrt_data_free(NnrtData *d);
 
 /* The `train` and `eval` commands of nnrt_main (argv after the command
 ** name); they print to out and err and return the exit status (0, 1 error,
-** 2 usage, 130 interrupted).  Used by nnrt_main_io. */
+** 2 usage, 130 interrupted).  Used by nnrt_main_io; m is an ABI 2
+** descriptor (nnrt_model_upgrade) that passed nnrt_model_check. */
 int nnrt_cmd_train(const NnrtModel *m, const char *prog, int argc,
                    char **argv, FILE *out, FILE *err);
 int nnrt_cmd_eval(const NnrtModel *m, const char *prog, int argc,

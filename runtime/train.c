@@ -612,6 +612,8 @@ static int train_loop(Train *t) {
 int nnrt_cmd_train(const NnrtModel *m, const char *prog, int argc,
                    char **argv, FILE *out, FILE *err) {
   Train t = {.m = m, .prog = prog, .out = out, .err = err, .t0 = now()};
+  if (m->abi_version < 2 || !m->train_step || m->ntrain_inputs < 1)
+    return fail(&t, 2, "'train' is not available in model '%s'", m->name);
   int rc = parse_opts(&t, false, argc, argv);
   if (rc) {
     free_all(&t);
@@ -665,6 +667,8 @@ int nnrt_cmd_train(const NnrtModel *m, const char *prog, int argc,
 int nnrt_cmd_eval(const NnrtModel *m, const char *prog, int argc,
                   char **argv, FILE *out, FILE *err) {
   Train t = {.m = m, .prog = prog, .out = out, .err = err, .t0 = now()};
+  if (m->abi_version < 2 || !m->eval_step || m->ntrain_inputs < 1)
+    return fail(&t, 2, "'eval' is not available in model '%s'", m->name);
   int rc = parse_opts(&t, true, argc, argv);
   if (rc) {
     free_all(&t);
