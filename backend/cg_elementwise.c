@@ -6,9 +6,11 @@
 **
 ** Floats compute in the result's precision (f16/bf16 in f32, rounded to
 ** their format after each op), with the `contract` fast-math flag only.
-** exp, log, sqrt, sin, cos, pow, fabs are LLVM intrinsics; erf, tanh,
-** expm1 and log1p are libm calls (erff, tanhf, ...), so their accuracy is
-** libm's (<= 2 ulp in glibc).  Integer arithmetic wraps, division truncates
+** f32 exp and tanh are straight-line IR (Cephes polynomials, rel. error
+** ~1e-7) so that loops using them (softmax, sigmoid, silu, gelu_tanh,
+** recurrent cells) vectorise; log, sqrt, sin, cos, pow, fabs are LLVM
+** intrinsics; erf, expm1, log1p (and f64 tanh) are libm calls, so their
+** accuracy is glibc's (<= 2 ulp).  Integer arithmetic wraps, division truncates
 ** toward 0; a division by zero or a negative integer exponent sets
 ** CG_ERR_INTDIV.  Other ops on integers compute in f64 and convert back with
 ** the interpreter's rules, as the interpreter does.
@@ -106,7 +108,55 @@ LLVMValueRef cg_rand(Cg *cg, const IrNode *n, LLVMValueRef *idx) {
 
 /* ------------------------------------------------------------ float math */
 
-LLVMValueRef cg_exp(Cg *cg, LLVMValueRef x) { return cg_intr1(cg, "llvm.exp", x); }
+static LLVMValueRef fc(Cg *cg, LLVMValueRef like, double v);
+
+/* exp for f32 in straight-line IR so that loops calling it vectorise
+** (Cephes expf: x = n ln2 + r, |r| <= ln2/2, a degree-6 polynomial, times
+** 2^n applied in two halves so that results down to the subnormals stay
+** right; relative error about 1e-7).  f64 uses llvm.exp (libm). */
+LLVMValueRef cg_exp(Cg *cg, LLVMValueRef x) {
+  if (LLVMTypeOf(x) != cg->f32) return cg_intr1(cg, "llvm.exp", x);
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef xc = cg_intr2(cg, "llvm.minnum", cg_intr2(cg, "llvm.maxnum", x, fc(cg, x, -104.0)),
+                             fc(cg, x, 88.8));
+  LLVMValueRef n = cg_intr1(cg, "llvm.rint", LLVMBuildFMul(b, xc, fc(cg, x, M_LOG2E), ""));
+  LLVMValueRef r = LLVMBuildFSub(b, xc, LLVMBuildFMul(b, n, fc(cg, x, 0.693359375), ""), "");
+  r = LLVMBuildFSub(b, r, LLVMBuildFMul(b, n, fc(cg, x, -2.12194440e-4), ""), "");
+  static const double c[6] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3,
+                              4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1};
+  LLVMValueRef p = fc(cg, x, c[0]);
+  for (int i = 1; i < 6; i++)
+    p = LLVMBuildFAdd(b, LLVMBuildFMul(b, p, r, ""), fc(cg, x, c[i]), "");
+  LLVMValueRef rr = LLVMBuildFMul(b, r, r, "");
+  p = LLVMBuildFAdd(b, LLVMBuildFAdd(b, LLVMBuildFMul(b, p, rr, ""), r, ""), fc(cg, x, 1), "");
+  LLVMValueRef ni = LLVMBuildFPToSI(b, n, cg->i32, "");
+  LLVMValueRef n1 = LLVMBuildAShr(b, ni, cg_i32(cg, 1), ""), n2 = LLVMBuildSub(b, ni, n1, "");
+  LLVMValueRef s1 = LLVMBuildBitCast(b, LLVMBuildShl(b, LLVMBuildAdd(b, n1, cg_i32(cg, 127), ""), cg_i32(cg, 23), ""), cg->f32, "");
+  LLVMValueRef s2 = LLVMBuildBitCast(b, LLVMBuildShl(b, LLVMBuildAdd(b, n2, cg_i32(cg, 127), ""), cg_i32(cg, 23), ""), cg->f32, "");
+  LLVMValueRef y = LLVMBuildFMul(b, LLVMBuildFMul(b, p, s1, ""), s2, "");
+  y = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, fc(cg, x, 88.72283935546875), ""),
+                      fc(cg, x, INFINITY), y, "");
+  return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNO, x, x, ""), x, y, "");
+}
+
+/* tanh for f32 in straight-line IR (Cephes tanhf: an odd polynomial below
+** |x| = 0.625, 1 - 2/(e^2|x| + 1) above, sign restored); f64: libm. */
+static LLVMValueRef tanh_(Cg *cg, LLVMValueRef x) {
+  if (LLVMTypeOf(x) != cg->f32) return cg_libm1(cg, "tanh", x);
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef ax = cg_intr1(cg, "llvm.fabs", x), z = LLVMBuildFMul(b, x, x, "");
+  static const double c[5] = {-5.70498872745E-3, 2.06390887954E-2, -5.37397155531E-2,
+                              1.33314422036E-1, -3.33332819422E-1};
+  LLVMValueRef p = fc(cg, x, c[0]);
+  for (int i = 1; i < 5; i++)
+    p = LLVMBuildFAdd(b, LLVMBuildFMul(b, p, z, ""), fc(cg, x, c[i]), "");
+  LLVMValueRef small = LLVMBuildFAdd(b, LLVMBuildFMul(b, LLVMBuildFMul(b, p, z, ""), x, ""), x, "");
+  LLVMValueRef e = cg_exp(cg, LLVMBuildFMul(b, ax, fc(cg, x, 2), ""));
+  LLVMValueRef big = LLVMBuildFSub(b, fc(cg, x, 1),
+                                   LLVMBuildFDiv(b, fc(cg, x, 2), LLVMBuildFAdd(b, e, fc(cg, x, 1), ""), ""), "");
+  big = cg_intr2(cg, "llvm.copysign", big, x);
+  return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, ax, fc(cg, x, 0.625), ""), small, big, "");
+}
 LLVMValueRef cg_log(Cg *cg, LLVMValueRef x) { return cg_intr1(cg, "llvm.log", x); }
 
 static LLVMValueRef fc(Cg *cg, LLVMValueRef like, double v) {
@@ -189,7 +239,7 @@ static LLVMValueRef float_op(Cg *cg, IrOp op, const IrAttrs *a, LLVMValueRef *v)
     return sel(cg, LLVMRealOGT, x, fc(cg, x, ir_attr_float(a, "threshold", 0)),
                fc(cg, x, 1), z0);
   case IR_OP_SIGMOID: return cg_sigmoid(cg, x);
-  case IR_OP_TANH: return cg_libm1(cg, "tanh", x);
+  case IR_OP_TANH: return tanh_(cg, x);
   case IR_OP_RELU: return sel(cg, LLVMRealOLT, x, z0, z0, x);
   case IR_OP_RELU6:
     return sel(cg, LLVMRealOLT, x, z0, z0,
@@ -206,11 +256,11 @@ static LLVMValueRef float_op(Cg *cg, IrOp op, const IrAttrs *a, LLVMValueRef *v)
   case IR_OP_GELU: return gelu(cg, x);
   case IR_OP_GELU_TANH: {
     LLVMValueRef c = FMUL(FMUL(x, x), FMUL(x, fc(cg, x, 0.044715)));
-    LLVMValueRef t = cg_libm1(cg, "tanh", FMUL(fc(cg, x, sqrt(2 / M_PI)), FADD(x, c)));
+    LLVMValueRef t = tanh_(cg, FMUL(fc(cg, x, sqrt(2 / M_PI)), FADD(x, c)));
     return FMUL(FMUL(fc(cg, x, 0.5), x), FADD(fc(cg, x, 1), t));
   }
   case IR_OP_SILU: return FMUL(x, cg_sigmoid(cg, x));
-  case IR_OP_MISH: return FMUL(x, cg_libm1(cg, "tanh", softplus(cg, x, 1, 20)));
+  case IR_OP_MISH: return FMUL(x, tanh_(cg, softplus(cg, x, 1, 20)));
   case IR_OP_SOFTPLUS:
     return softplus(cg, x, ir_attr_float(a, "beta", 1.0),
                     ir_attr_float(a, "threshold", 20));

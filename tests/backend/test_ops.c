@@ -70,6 +70,28 @@ static const char unary_nnir[] =
     "  return %0, %1, %2, %3\n"
     "}\n";
 
+static const char range_nnir[] =
+    "module @t\n"
+    "func @range(%x: f32[5,257]) -> (a: f32[5,257], b: f32[5,257], c: f32[5,257], "
+    "d: f32[5,257], e: f32[5,257], f: f32[5,257]) {\n"
+    "  %s = constant {value = 40.0} : f32[]\n"
+    "  %0 = mul %x, %s : f32[5,257]\n"
+    "  %1 = exp %0 : f32[5,257]\n"
+    "  %2 = tanh %0 : f32[5,257]\n"
+    "  %3 = sigmoid %0 : f32[5,257]\n"
+    "  %4 = log %x : f32[5,257]\n"
+    "  %5 = exp %4 : f32[5,257]\n"
+    "  %6 = tanh %4 : f32[5,257]\n"
+    "  %7 = gelu_tanh %0 : f32[5,257]\n"
+    "  return %1, %2, %3, %5, %6, %7\n"
+    "}\n";
+
+/* exp/tanh/sigmoid over [-120, 120] (overflow, subnormals) and NaN. */
+static void test_ops_range(void **state) {
+  Spec sp = EW;
+  check_module(range_nnir, &sp);
+}
+
 static void test_ops_unary(void **state) {
   Spec sp = EW;
   check_module(unary_nnir, &sp);
@@ -635,6 +657,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ops_every_op_lowered),
       cmocka_unit_test(test_ops_unary),
+      cmocka_unit_test(test_ops_range),
       cmocka_unit_test(test_ops_binary),
       cmocka_unit_test(test_ops_int),
       cmocka_unit_test(test_ops_cast),
