@@ -168,6 +168,7 @@ CgElemFn cg_softmax;
 CgElemFn cg_matmul, cg_attention;
 CgKernFn cg_matmul_kernel;
 /* cg_vision.c */
+CgKernFn cg_conv_kernel;
 CgElemFn cg_conv, cg_conv_transpose2d, cg_pool2d, cg_upsample_nearest,
     cg_upsample_bilinear, cg_pixel_shuffle;
 /* cg_loss.c */

@@ -294,3 +294,84 @@ LLVMValueRef cg_pixel_shuffle(Cg *cg, const IrNode *n, LLVMValueRef *idx) {
   }
   return cg_elem(cg, n->args[0], xi);
 }
+
+/* ceil(a / s) and floor(a / s) for s > 0. */
+static LLVMValueRef ceil_div(Cg *cg, LLVMValueRef a, int64_t s) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef pos = LLVMBuildSDiv(b, ADD(a, I(s - 1)), I(s), "");
+  LLVMValueRef neg = LLVMBuildNeg(b, LLVMBuildSDiv(b, LLVMBuildNeg(b, a, ""), I(s), ""), "");
+  return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGE, a, I(0), ""), pos, neg, "");
+}
+
+static LLVMValueRef floor_div(Cg *cg, LLVMValueRef a, int64_t s) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef pos = LLVMBuildSDiv(b, a, I(s), "");
+  LLVMValueRef neg = LLVMBuildNeg(b, LLVMBuildSDiv(b, ADD(LLVMBuildNeg(b, a, ""), I(s - 1)), I(s), ""), "");
+  return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGE, a, I(0), ""), pos, neg, "");
+}
+
+static LLVMValueRef smax(Cg *cg, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGT, a, b, ""), a, b, "");
+}
+static LLVMValueRef smin(Cg *cg, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, a, b, ""), a, b, "");
+}
+
+/* conv1d/conv2d kernel over output rows y[n, o, oh, :]: the row starts at
+** the bias, then for every input channel of the group and every tap
+** (kh, kw) adds w * x over the range of ow whose input column is inside
+** the image - a contiguous loop over ow when the stride is 1, which
+** vectorises.  Results other than f32/f64 use the element emitter. */
+void cg_conv_kernel(Cg *cg, const IrNode *n, LLVMValueRef begin, LLVMValueRef end) {
+  const IrType *yt = &n->res[0]->type;
+  DType dt = yt->dtype;
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef idx[IR_MAX_RANK];
+  CgLoop lr, lo, lc, lh, lw;
+  LLVMValueRef row = cg_loop_begin(cg, &lr, begin, end);
+  cg_row_index(cg, yt, row, idx);
+  if (dt != DT_F32 && dt != DT_F64) {
+    idx[yt->rank - 1] = cg_loop_begin(cg, &lo, I(0), I(cg_cols(yt)));
+    cg_store(cg, n->res[0], idx, cg_conv(cg, n, idx));
+    cg_loop_end(cg, &lo);
+    cg_loop_end(cg, &lr);
+    return;
+  }
+  Geo g;
+  conv_geo(n, &g);
+  g.O = n->args[1]->type.dim[0];
+  LLVMTypeRef ft = cg_ctype(cg, dt);
+  int64_t Cg_ = g.C / g.groups, Og = g.O / g.groups, OW = cg_cols(yt);
+  LLVMValueRef nn = idx[0], o = idx[1], oh = g.sr == 2 ? idx[2] : I(0);
+  LLVMValueRef init = n->nargs > 2 ? cg_elem(cg, n->args[2], &o) : LLVMConstReal(ft, 0);
+  idx[yt->rank - 1] = cg_loop_begin(cg, &lo, I(0), I(OW));
+  LLVMBuildStore(b, init, cg_addr(cg, n->res[0], idx));
+  cg_loop_end(cg, &lo);
+  LLVMValueRef c0 = MUL(LLVMBuildSDiv(b, o, I(Og), ""), I(Cg_));
+  LLVMValueRef c = cg_loop_begin(cg, &lc, I(0), I(Cg_));
+  LLVMValueRef kh = cg_loop_begin(cg, &lh, I(0), I(g.KH));
+  LLVMValueRef ih = ADD(SUB(MUL(oh, I(g.sh)), I(g.ph)), MUL(kh, I(g.dh))), ihs;
+  LLVMValueRef okh = in_range(cg, ih, g.H, &ihs);
+  LLVMValueRef kw = cg_loop_begin(cg, &lw, I(0), I(g.KW));
+  LLVMValueRef wi[4];
+  idx4(&g, o, c, kh, kw, wi);
+  LLVMValueRef w = cg_elem(cg, n->args[1], wi);
+  /* ow in [lo, hi): 0 <= ow*sw - pw + kw*dw < W */
+  LLVMValueRef t = SUB(I(g.pw), MUL(kw, I(g.dw)));
+  LLVMValueRef owl = smax(cg, I(0), ceil_div(cg, t, g.sw));
+  LLVMValueRef owh = smin(cg, I(OW), ADD(floor_div(cg, ADD(t, I(g.W - 1)), g.sw), I(1)));
+  owh = LLVMBuildSelect(b, okh, owh, owl, "");
+  LLVMValueRef ow = cg_loop_begin(cg, &lo, owl, owh);
+  LLVMValueRef iw = ADD(SUB(MUL(ow, I(g.sw)), I(g.pw)), MUL(kw, I(g.dw)));
+  LLVMValueRef xi[4];
+  idx4(&g, nn, ADD(c0, c), ihs, iw, xi);
+  idx[yt->rank - 1] = ow;
+  LLVMValueRef ya = cg_addr(cg, n->res[0], idx);
+  LLVMValueRef p = cg_fm(LLVMBuildFMul(b, cg_elem(cg, n->args[0], xi), w, ""), false);
+  LLVMBuildStore(b, cg_fm(LLVMBuildFAdd(b, LLVMBuildLoad2(b, ft, ya, ""), p, ""), false), ya);
+  cg_loop_end(cg, &lo);
+  cg_loop_end(cg, &lw);
+  cg_loop_end(cg, &lh);
+  cg_loop_end(cg, &lc);
+  cg_loop_end(cg, &lr);
+}

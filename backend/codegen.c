@@ -459,6 +459,8 @@ static CgKernFn *const cg_kernels[IR_OP_COUNT] = {
     [IR_OP_MATMUL] = cg_matmul_kernel,
     [IR_OP_SOFTMAX] = cg_softmax_kernel,
     [IR_OP_LOG_SOFTMAX] = cg_softmax_kernel,
+    [IR_OP_CONV1D] = cg_conv_kernel,
+    [IR_OP_CONV2D] = cg_conv_kernel,
 };
 
 bool cg_has_lowering(IrOp op) {
