@@ -73,7 +73,8 @@ static const char unary_nnir[] =
 static const char range_nnir[] =
     "module @t\n"
     "func @range(%x: f32[5,257]) -> (a: f32[5,257], b: f32[5,257], c: f32[5,257], "
-    "d: f32[5,257], e: f32[5,257], f: f32[5,257]) {\n"
+    "d: f32[5,257], e: f32[5,257], f: f32[5,257], g: f32[5,257], h: f32[5,257], "
+    "i: f32[5,257]) {\n"
     "  %s = constant {value = 40.0} : f32[]\n"
     "  %0 = mul %x, %s : f32[5,257]\n"
     "  %1 = exp %0 : f32[5,257]\n"
@@ -83,10 +84,13 @@ static const char range_nnir[] =
     "  %5 = exp %4 : f32[5,257]\n"
     "  %6 = tanh %4 : f32[5,257]\n"
     "  %7 = gelu_tanh %0 : f32[5,257]\n"
-    "  return %1, %2, %3, %5, %6, %7\n"
+    "  %8 = erf %0 : f32[5,257]\n"
+    "  %9 = gelu %0 : f32[5,257]\n"
+    "  %10 = erf %4 : f32[5,257]\n"
+    "  return %1, %2, %3, %5, %6, %7, %8, %9, %10\n"
     "}\n";
 
-/* exp/tanh/sigmoid over [-120, 120] (overflow, subnormals) and NaN. */
+/* exp/tanh/sigmoid/erf/gelu over [-120, 120] (overflow, subnormals) and NaN. */
 static void test_ops_range(void **state) {
   Spec sp = EW;
   check_module(range_nnir, &sp);
