@@ -281,8 +281,25 @@ static const char shape_nnir[] =
     "  return %0\n"
     "}\n";
 
+static const char returns_nnir[] =
+    "module @t\n"
+    "param @g : f32[2,3] = zeros\n"
+    "func @rets(%x: f32[2,3], %n: i32[4]) -> (a: f32[2,3], b: f32[2,3], c: f32[2,3], "
+    "d: f32[2,3], e: f32[6], f: i32[4], g: f32[3,2], h: f32[2,3]) {\n"
+    "  %0 = add %x, @g : f32[2,3]\n"
+    "  %1 = reshape %0 : f32[6]\n"
+    "  %2 = transpose @g {perm = [1, 0]} : f32[3,2]\n"
+    "  %3 = constant {value = 2.5} : f32[2,3]\n"
+    "  return %x, @g, %0, %0, %1, %n, %2, %3\n"
+    "}\n";
+
 static void test_ops_shape(void **state) {
   Spec sp = EW;
+  check_module(returns_nnir, &sp);
+  sp.no_fuse = true; /* every value materialised, views as copies */
+  check_module(shape_nnir, &sp);
+  check_module(unary_nnir, &sp);
+  sp.no_fuse = false;
   sp.ihi = 13; /* badindex: labels up to 12 for a 13-row table: in range */
   check_module(shape_nnir, &sp);
   sp.ihi = 20; /* out of range: both engines must fail */
