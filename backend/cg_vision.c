@@ -167,7 +167,7 @@ LLVMValueRef cg_pool2d(Cg *cg, const IrNode *n, LLVMValueRef *idx) {
   if (!is_max) d[0] = d[1] = 1;
   int64_t H = xt->dim[r - 2], W = xt->dim[r - 1];
   DType dt = n->res[0]->type.dtype;
-  LLVMTypeRef ft = cg_ctype(cg, dt);
+  LLVMTypeRef ft = ir_dtype_is_float(dt) ? cg_ctype(cg, dt) : cg->f64;
   LLVMBuilderRef b = cg->b;
   LLVMValueRef h0 = SUB(MUL(idx[r - 2], I(s[0])), I(p[0]));
   LLVMValueRef w0 = SUB(MUL(idx[r - 1], I(s[1])), I(p[1]));
@@ -184,7 +184,8 @@ LLVMValueRef cg_pool2d(Cg *cg, const IrNode *n, LLVMValueRef *idx) {
   for (int j = 0; j < r - 2; j++) xi[j] = idx[j];
   xi[r - 2] = ihs;
   xi[r - 1] = iws;
-  LLVMValueRef v = cg_elem(cg, n->args[0], xi), a = LLVMBuildLoad2(b, ft, acc, ""), na;
+  LLVMValueRef v = cg_to_fp(cg, cg_elem(cg, n->args[0], xi), xt->dtype, ft);
+  LLVMValueRef a = LLVMBuildLoad2(b, ft, acc, ""), na;
   if (is_max) {
     LLVMValueRef up = LLVMBuildOr(b, LLVMBuildFCmp(b, LLVMRealOGT, v, a, ""),
                                   LLVMBuildFCmp(b, LLVMRealUNO, v, v, ""), "");
@@ -209,7 +210,7 @@ LLVMValueRef cg_pool2d(Cg *cg, const IrNode *n, LLVMValueRef *idx) {
     res = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, div, I(0), ""), q,
                           LLVMConstReal(ft, NAN), "");
   }
-  return cg_round(cg, dt, res);
+  return cg_convert(cg, res, ft == cg->f64 ? DT_F64 : DT_F32, dt);
 }
 
 LLVMValueRef cg_upsample_nearest(Cg *cg, const IrNode *n, LLVMValueRef *idx) {

@@ -410,12 +410,15 @@ static const char conv_nnir[] =
     "module @t\n"
     "func @conv(%x: f32[3,5,17,13], %w: f32[6,5,3,4], %b: f32[6], %h: f16[1,2,9,9], "
     "%hw: f16[2,2,3,3], %v: f32[2,4,33], %vw: f32[4,1,7]) -> (a: f32[3,6,6,3], "
-    "c: f16[1,2,9,9], d: f32[2,4,17], e: f32[3,6,17,14]) {\n"
+    "c: f16[1,2,9,9], d: f32[2,4,17], e: f32[3,6,17,14], f: i32[3,5,6,7], g: i32[3,5,5,20]) {\n"
     "  %0 = conv2d %x, %w, %b {stride = [3, 4], padding = [2, 1], dilation = [2, 1]} : f32[3,6,6,3]\n"
     "  %1 = conv2d %h, %hw {padding = [1, 1]} : f16[1,2,9,9]\n"
     "  %2 = conv1d %v, %vw {groups = 4, stride = [2], padding = [3]} : f32[2,4,17]\n"
     "  %3 = conv2d %x, %w, %b {padding = [1, 2]} : f32[3,6,17,14]\n"
-    "  return %0, %1, %2, %3\n"
+    "  %4 = cast %x : i32[3,5,17,13]\n"
+    "  %5 = max_pool2d %4 {kernel = [3, 2], padding = [1, 1]} : i32[3,5,6,7]\n"
+    "  %6 = upsample_nearest %4 {size = [5, 20]} : i32[3,5,5,20]\n"
+    "  return %0, %1, %2, %3, %5, %6\n"
     "}\n";
 
 static void test_ops_vision(void **state) {
