@@ -338,6 +338,22 @@ static LLVMValueRef b_elem(Gen *g, LLVMValueRef b, LLVMValueRef ldb, LLVMValueRe
   return ll_load(g->b, g->f32, at(g, b, idx), 4, "v_b");
 }
 
+/* dst[k*n + r] = src[r*ld + k] for r < n, k < kc: a transposing copy that
+** reads each source row in order.  (Reading the n rows at one k together
+** thrashes L1 when ld is a large power of two: the rows share one set.) */
+static void pack_rows(Gen *g, LLVMValueRef src, LLVMValueRef ld, int n, LLVMValueRef kc,
+                      LLVMValueRef dst)
+{
+  LlLoop lr, lk;
+  ll_loop_begin(g->b, &lr, i64c(g, 0), i64c(g, n), i64c(g, 1), "r");
+  LLVMValueRef row = at(g, src, mul(g, lr.iv, ld));
+  ll_loop_begin(g->b, &lk, i64c(g, 0), kc, i64c(g, 1), "k");
+  LLVMValueRef v = ll_load(g->b, g->f32, at(g, row, lk.iv), 4, "v_a");
+  ll_store(g->b, v, at(g, dst, add(g, mul(g, lk.iv, i64c(g, n)), lr.iv)), 4);
+  ll_loop_end(g->b, &lk);
+  ll_loop_end(g->b, &lr);
+}
+
 /* Packs panel p (rows p*MR .. of the mc×kc block) into dst; full panels
 ** read straight, the last short one clamps the row and writes zeros. */
 static void packa_panel(Gen *g, LLVMValueRef a, LLVMValueRef lda, LLVMValueRef mc,
@@ -346,6 +362,10 @@ static void packa_panel(Gen *g, LLVMValueRef a, LLVMValueRef lda, LLVMValueRef m
   int mr = g->bk.mr;
   LLVMValueRef row0 = mul(g, p, i64c(g, mr));
   LLVMValueRef d = at(g, dst, mul(g, mul(g, p, kc), i64c(g, mr)));
+  if (full && !g->s->trans_a) {
+    pack_rows(g, at(g, a, mul(g, row0, lda)), lda, mr, kc, d);
+    return;
+  }
   LlLoop lk;
   ll_loop_begin(g->b, &lk, i64c(g, 0), kc, i64c(g, 1), "k");
   LLVMValueRef dk = at(g, d, mul(g, lk.iv, i64c(g, mr)));
@@ -450,9 +470,13 @@ static void gen_packb_body(Gen *g)
     ll_loop_begin(g->b, &lp, i64c(g, 0), K, i64c(g, g->bk.kc), "pc");
     LLVMValueRef kc = ll_smin(g->b, i64c(g, g->bk.kc), sub(g, K, lp.iv), "kc");
     LLVMValueRef d = at(g, bp, add(g, mul(g, lp.iv, ncr), mul(g, mul(g, lq.iv, kc), NR)));
-    ll_loop_begin(g->b, &lk, i64c(g, 0), kc, i64c(g, 1), "k");
-    packb_row(g, b, ldb, add(g, lp.iv, lk.iv), j, nc, at(g, d, mul(g, lk.iv, NR)), f);
-    ll_loop_end(g->b, &lk);
+    if (f && g->s->trans_b) {
+      pack_rows(g, at(g, b, add(g, mul(g, j, ldb), lp.iv)), ldb, g->bk.nr, kc, d);
+    } else {
+      ll_loop_begin(g->b, &lk, i64c(g, 0), kc, i64c(g, 1), "k");
+      packb_row(g, b, ldb, add(g, lp.iv, lk.iv), j, nc, at(g, d, mul(g, lk.iv, NR)), f);
+      ll_loop_end(g->b, &lk);
+    }
     ll_loop_end(g->b, &lp);
     LLVMBuildBr(g->b, nx);
   }

@@ -42,7 +42,9 @@ typedef struct GemmSpec {
   /* Blocking; 0 picks the default (see cg_gemm_blocking). */
   int mr, nr;         /* micro-tile: MR rows of C by NR columns */
   int kc, mc, nc;     /* cache blocks along K, M, N */
-  int l1_bytes;       /* data cache sizes the defaults assume (0: 48 KiB, 2 MiB) */
+  int l1_bytes;       /* data cache sizes the defaults assume (0: 48 KiB L1d and
+                         2 MiB L2 per core, as on this Xeon; Skylake-X has 32 KiB
+                         and 1 MiB: KC is then 256 and MC 504) */
   int l2_bytes;
 } GemmSpec;
 
@@ -64,7 +66,9 @@ void cg_gemm_spec_init(GemmSpec *spec, const CgTarget *t, const char *name);
 **   14×32 AVX-512): MR·NR/W accumulators + NR/W loads of B + 1 broadcast.
 **   KC: a KC×NR micro-panel of packed B fills L1, at most 384 (384 for
 **       AVX-512 with a 48 KiB L1; measured better than half of L1, 192).
-**   MC: an MC×KC block of packed A takes half of L2.
+**   MC: an MC×KC block of packed A takes half of L2 (672 rows for AVX-512
+**       with KC 384 and 2 MiB); the parallel bodies take chunks of M of
+**       at most MC rows, smaller when that leaves fewer than 8 chunks.
 **   NC: 4096 columns (the packed KC×NC block of B lives in L3). */
 void cg_gemm_blocking(const GemmSpec *spec, GemmBlocking *out);
 
