@@ -226,6 +226,15 @@ static void gen_ukr(Gen *g)
   assert(na <= 64);
   for (int i = 0; i < na; i++)
     zero[i] = LLVMConstNull(g->vt);
+  /* the C tile is read and written once after the k loop: fetch it now */
+  for (int r = 0; r < g->bk.mr; r++) {
+    LLVMValueRef row = at(g, cp, mul(g, i64c(g, r), ldc));
+    for (int l = 0; l < g->bk.nr; l += 16) {
+      LLVMValueRef pa[4] = {at(g, row, i64c(g, l)), ll_const_i32(g->c, 1),
+                            ll_const_i32(g->c, 3), ll_const_i32(g->c, 1)};
+      ll_call_intrinsic(g->b, g->mod, "llvm.prefetch", g->ptr, pa, 4, "");
+    }
+  }
   LLVMBasicBlockRef entry = LLVMGetInsertBlock(g->b);
   LLVMValueRef kc4 = LLVMBuildAnd(g->b, kc, i64c(g, -KUNROLL), "kc4");
   LLVMBasicBlockRef h4 = ll_block_new(g->b, "b_head4"), b4 = ll_block_new(g->b, "b_body4");

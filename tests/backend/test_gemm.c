@@ -155,7 +155,10 @@ static void check_case(Kernels *kk, int kind, Case cs)
   float *c0 = malloc(sizeof(float) * (size_t)(M * ldc + 1));
   float *bias = malloc(sizeof(float) * (size_t)N);
   int64_t wn = cg_gemm_work_floats(s, M, N, K, omp_get_max_threads());
-  float *work = aligned_alloc(64, (size_t)(wn + 16) * sizeof(float));
+  /* 64 canary floats after the work area the spec asks for */
+  float *work = aligned_alloc(64, (size_t)(wn + 64) * sizeof(float));
+  for (int i = 0; i < 64; i++)
+    work[wn + i] = -7.25f;
   uint64_t seed = 0x9e3779b97f4a7c15ull ^ (uint64_t)(M * 131 + N * 17 + K);
   for (int64_t i = 0; i < ar * lda; i++)
     a[i] = rnd(&seed);
@@ -195,6 +198,8 @@ static void check_case(Kernels *kk, int kind, Case cs)
     for (int64_t j = N; j < ldc && i * ldc + j < M * ldc; j++)
       if (!(c[i * ldc + j] == c0[i * ldc + j] || (isnan(c[i * ldc + j]) && isnan(c0[i * ldc + j]))))
         bad++;
+  for (int i = 0; i < 64; i++)
+    bad += work[wn + i] != -7.25f;
   free(a), free(b), free(c), free(c0), free(bias), free(work);
   assert_int_equal(bad, 0);
 }
