@@ -199,6 +199,9 @@ static void ukr_store(Gen *g, LLVMValueRef *acc, LLVMValueRef cp, LLVMValueRef l
   LLVMBuildRetVoid(g->b);
 }
 
+static void ukr_stores(Gen *g, LLVMValueRef *acc, LLVMValueRef cp, LLVMValueRef ldc,
+                       LLVMValueRef beta, LLVMValueRef biasp, LLVMValueRef last);
+
 /* Adds phis for the accumulators to the current block, incoming from pred. */
 static void acc_phis(Gen *g, LLVMValueRef *phi, LLVMValueRef *from, LLVMBasicBlockRef pred)
 {
@@ -273,8 +276,15 @@ static void gen_ukr(Gen *g)
   for (int i = 0; i < na; i++)
     LLVMAddIncoming(ph1[i], &acc[i], &b1, 1);
   LLVMBuildBr(g->b, h1);
-  /* store: four variants, beta == 0 or not, last or not */
   LLVMPositionBuilderAtEnd(g->b, st);
+  ukr_stores(g, ph1, cp, ldc, beta, biasp, last);
+}
+
+/* The four ways to store a tile: beta == 0 (C is not read) or not, and the
+** last KC step (epilogue) or not. */
+static void ukr_stores(Gen *g, LLVMValueRef *acc, LLVMValueRef cp, LLVMValueRef ldc,
+                       LLVMValueRef beta, LLVMValueRef biasp, LLVMValueRef last)
+{
   LLVMBasicBlockRef blk[4];
   for (int i = 0; i < 4; i++)
     blk[i] = ll_block_new(g->b, "b_st");
@@ -287,7 +297,7 @@ static void gen_ukr(Gen *g)
   LLVMBuildCondBr(g->b, last, blk[3], blk[2]);
   for (int i = 0; i < 4; i++) {
     LLVMPositionBuilderAtEnd(g->b, blk[i]);
-    ukr_store(g, ph1, cp, ldc, beta, biasp, i >= 2, i & 1);
+    ukr_store(g, acc, cp, ldc, beta, biasp, i >= 2, i & 1);
   }
 }
 
