@@ -199,8 +199,26 @@ static void ukr_store(Gen *g, LLVMValueRef *acc, LLVMValueRef cp, LLVMValueRef l
   LLVMBuildRetVoid(g->b);
 }
 
+/* The four ways to store a tile: beta == 0 (C is not read) or not, and the
+** last KC step (epilogue) or not. */
 static void ukr_stores(Gen *g, LLVMValueRef *acc, LLVMValueRef cp, LLVMValueRef ldc,
-                       LLVMValueRef beta, LLVMValueRef biasp, LLVMValueRef last);
+                       LLVMValueRef beta, LLVMValueRef biasp, LLVMValueRef last)
+{
+  LLVMBasicBlockRef blk[4];
+  for (int i = 0; i < 4; i++)
+    blk[i] = ll_block_new(g->b, "b_st");
+  LLVMBasicBlockRef nb = ll_block_new(g->b, "b_beta0"), yb = ll_block_new(g->b, "b_beta");
+  LLVMValueRef is0 = LLVMBuildFCmp(g->b, LLVMRealOEQ, beta, ll_const_f32(g->c, 0), "");
+  LLVMBuildCondBr(g->b, is0, nb, yb);
+  LLVMPositionBuilderAtEnd(g->b, nb);
+  LLVMBuildCondBr(g->b, last, blk[1], blk[0]);
+  LLVMPositionBuilderAtEnd(g->b, yb);
+  LLVMBuildCondBr(g->b, last, blk[3], blk[2]);
+  for (int i = 0; i < 4; i++) {
+    LLVMPositionBuilderAtEnd(g->b, blk[i]);
+    ukr_store(g, acc, cp, ldc, beta, biasp, i >= 2, i & 1);
+  }
+}
 
 /* Adds phis for the accumulators to the current block, incoming from pred. */
 static void acc_phis(Gen *g, LLVMValueRef *phi, LLVMValueRef *from, LLVMBasicBlockRef pred)
@@ -278,27 +296,6 @@ static void gen_ukr(Gen *g)
   LLVMBuildBr(g->b, h1);
   LLVMPositionBuilderAtEnd(g->b, st);
   ukr_stores(g, ph1, cp, ldc, beta, biasp, last);
-}
-
-/* The four ways to store a tile: beta == 0 (C is not read) or not, and the
-** last KC step (epilogue) or not. */
-static void ukr_stores(Gen *g, LLVMValueRef *acc, LLVMValueRef cp, LLVMValueRef ldc,
-                       LLVMValueRef beta, LLVMValueRef biasp, LLVMValueRef last)
-{
-  LLVMBasicBlockRef blk[4];
-  for (int i = 0; i < 4; i++)
-    blk[i] = ll_block_new(g->b, "b_st");
-  LLVMBasicBlockRef nb = ll_block_new(g->b, "b_beta0"), yb = ll_block_new(g->b, "b_beta");
-  LLVMValueRef is0 = LLVMBuildFCmp(g->b, LLVMRealOEQ, beta, ll_const_f32(g->c, 0), "");
-  LLVMBuildCondBr(g->b, is0, nb, yb);
-  LLVMPositionBuilderAtEnd(g->b, nb);
-  LLVMBuildCondBr(g->b, last, blk[1], blk[0]);
-  LLVMPositionBuilderAtEnd(g->b, yb);
-  LLVMBuildCondBr(g->b, last, blk[3], blk[2]);
-  for (int i = 0; i < 4; i++) {
-    LLVMPositionBuilderAtEnd(g->b, blk[i]);
-    ukr_store(g, acc, cp, ldc, beta, biasp, i >= 2, i & 1);
-  }
 }
 
 /* NAME_edge(mr, nr, kc, Ap, Bp, C, ldc, beta, bias, last): a border tile of
