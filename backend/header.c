@@ -104,7 +104,7 @@ static void write_sizes(EmitJob *j, FILE *f, const char *P) {
   fprintf(f, "#define %s_FLOPS %lld\n\n", P, (long long)j->sizes.flops_forward);
 }
 
-static void write_errors(FILE *f, const char *P) {
+static void write_errors(FILE *f, const char *p, const char *P) {
   fprintf(f,
           "/* Status codes: every function returns one; %s_error() gives the\n"
           "** message of the last failure (it names the file, the tensor and\n"
@@ -121,7 +121,7 @@ static void write_errors(FILE *f, const char *P) {
           "  %s_E_RUN = 64                      /* forward: an index or label out of\n"
           "                                          range, an integer division by 0 */\n"
           "};\n\n",
-          P, P, P, P, P, P, P, P, P, P);
+          p, P, P, P, P, P, P, P, P, P);
 }
 
 static void write_funcs(EmitJob *j, FILE *f, const char *p) {
@@ -213,7 +213,7 @@ void emit_header_write(EmitJob *j, FILE *f) {
           "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n",
           p, j->m->name ? j->m->name : p, p, p, p, p, p, p, p, p, P, P);
   write_sizes(j, f, P);
-  write_errors(f, P);
+  write_errors(f, p, P);
   write_funcs(j, f, p);
   fprintf(f, "#ifdef __cplusplus\n}\n#endif\n#endif /* %s_H */\n", P);
 }
