@@ -26,10 +26,11 @@
 */
 #include <string.h>
 
+#include "descriptor_train.h"
 #include "emit.h"
 
 #define ALIGN 64
-#define DESC_ABI_VERSION 1 /* NNRT_ABI_VERSION */
+#define DESC_ABI_VERSION 2 /* NNRT_ABI_VERSION */
 #define DESC_MAX_RANK 8    /* NNRT_MAX_RANK */
 
 typedef struct Ty {
@@ -286,15 +287,17 @@ bool emit_descriptor(EmitJob *j, Diag *d) {
   LLVMValueRef in = io_list(j, &t, false, &ni), out = io_list(j, &t, true, &no);
   LLVMValueRef pa = globals_list(j, &t, IRG_PARAM, &np);
   LLVMValueRef st = globals_list(j, &t, IRG_STATE, &ns);
-  LLVMValueRef null = LLVMConstPointerNull(t.ptr);
   uint64_t seed = j->m->train ? (uint64_t)ir_attr_int(&j->m->train->settings, "seed", 0) : 0;
-  LLVMValueRef f[] = {ci32(&t, DESC_ABI_VERSION), cstr(j, j->m->name ? j->m->name : j->prefix),
+  LLVMValueRef tsf, esf, f[17 + EMIT_TRAIN_TAIL]; /* ABI 2: descriptor_train.c */
+  if (!emit_train_desc(j, &tsf, &esf, f + 17, d)) return false;
+  LLVMValueRef f1[] = {ci32(&t, DESC_ABI_VERSION), cstr(j, j->m->name ? j->m->name : j->prefix),
                       ci64(&t, (int64_t)j->sizes.arena_bytes),
                       ci64(&t, (int64_t)j->sizes.param_bytes),
                       ci32(&t, ni), ci32(&t, no), ci32(&t, np), ci32(&t, ns),
-                      in, out, pa, st, entry(j, &t, sym), null, null,
+                      in, out, pa, st, entry(j, &t, sym), tsf, esf,
                       ci64(&t, j->sizes.flops_forward), ci64(&t, (int64_t)seed)};
-  LLVMValueRef v = LLVMConstStructInContext(t.c, f, 17, false);
+  memcpy(f, f1, sizeof f1);
+  LLVMValueRef v = LLVMConstStructInContext(t.c, f, 17 + EMIT_TRAIN_TAIL, false);
   char *name = arena_printf(j->a, "%s_desc", j->prefix);
   LLVMValueRef g = LLVMAddGlobal(j->mod, LLVMTypeOf(v), name);
   LLVMSetInitializer(g, v);
