@@ -926,6 +926,13 @@ static void fused_name(Cg *cg, const IrValue *v, char *buf, size_t cap, int dept
       fused_name(cg, v->def->args[i], buf, cap, depth + 1);
 }
 
+/* Rows of the default kernel: all dims but the last, or the elements of a
+** rank-1 result (so that a vector result, e.g. a bias gradient, splits
+** across threads too). */
+static int64_t elem_rows(const IrType *t) {
+  return t->rank == 1 ? t->dim[0] : cg_rows(t);
+}
+
 static int64_t kernel_rows(const IrNode *n) {
   const IrType *t = &n->res[0]->type;
   if (n->op == IR_OP_MATMUL) {
@@ -936,7 +943,8 @@ static int64_t kernel_rows(const IrNode *n) {
     int ax = cg_axis(ir_attr_int(&n->attrs, "axis", -1), t->rank);
     return ir_type_numel(t) / t->dim[ax];
   }
-  return cg_rows(t);
+  if (cg_kernels[n->op]) return cg_rows(t);
+  return elem_rows(t);
 }
 
 /* Work per result element (for the parallel threshold). */
@@ -955,20 +963,21 @@ static int64_t elem_work(const IrNode *n) {
 }
 
 /* The default kernel body: rows [begin, end) of the result, each a
-** contiguous loop over the last dimension. */
+** contiguous loop over the last dimension (rank 1: the elements). */
 static void loop_kernel(Cg *cg, const IrNode *n, CgVal *out, const IrValue *src,
                         LLVMValueRef begin, LLVMValueRef end) {
   const IrType *t = &out->v->type;
   LLVMValueRef idx[IR_MAX_RANK + 1];
   CgLoop lr, lc;
   LLVMValueRef row = cg_loop_begin(cg, &lr, begin, end);
-  cg_row_index(cg, t, row, idx);
-  if (t->rank > 0) {
+  bool inner = t->rank > 1;
+  if (t->rank == 1) idx[0] = row;
+  else cg_row_index(cg, t, row, idx);
+  if (inner)
     idx[t->rank - 1] = cg_loop_begin(cg, &lc, cg_i64(cg, 0), cg_i64(cg, cg_cols(t)));
-  }
   LLVMValueRef x = src ? cg_elem(cg, src, idx) : cg_rules[n->op](cg, n, idx);
   store_val(cg, out, idx, x);
-  if (t->rank > 0) cg_loop_end(cg, &lc);
+  if (inner) cg_loop_end(cg, &lc);
   cg_loop_end(cg, &lr);
 }
 
@@ -1030,7 +1039,7 @@ static void emit_kernel(Cg *cg, const char *name, const IrNode *n, CgVal *out,
   args[np - 2] = cg->eseed;
   args[np - 1] = cg->estep;
   int64_t th = cg->par_threshold;
-  if (th < 0 || rows < 2 || rows * (ir_type_numel(&out->v->type) / rows) * work <= th) {
+  if (th < 0 || rows < 2 || ir_type_numel(&out->v->type) * work <= th) {
     args[0] = cg_i64(cg, 0);
     args[1] = cg_i64(cg, rows);
     LLVMBuildCall2(cg->eb, fty, k->fn, args, (unsigned)np, "");
@@ -1069,7 +1078,7 @@ static void emit_kernel(Cg *cg, const char *name, const IrNode *n, CgVal *out,
 }
 
 void cg_emit_copy(Cg *cg, const char *name, const IrValue *src, CgVal *dst) {
-  emit_kernel(cg, name, NULL, dst, src, cg_rows(&dst->v->type), 1);
+  emit_kernel(cg, name, NULL, dst, src, elem_rows(&dst->v->type), 1);
 }
 
 /* The base pointer of a value in the entry function. */
