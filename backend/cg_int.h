@@ -86,8 +86,12 @@ typedef LLVMValueRef CgElemFn(Cg *cg, const IrNode *n, LLVMValueRef *idx);
 typedef void CgKernFn(Cg *cg, const IrNode *n, LLVMValueRef begin,
                       LLVMValueRef end);
 
-/* ---- codegen.c: plan, values, kernels ---- */
-CgVal *cg_val(Cg *cg, const IrValue *v);
+/* ---- cg_util.c: the value map ---- */
+CgVal *cg_val(Cg *cg, const IrValue *v);  /* created on first use */
+void cg_vals_reset(Cg *cg);               /* empty (per function) */
+/* ---- cg_plan.c: fusion, views, SGEMM choice, memory; false on error ---- */
+bool cg_plan_func(Cg *cg, const IrFunc *f, int64_t *arena_bytes);
+/* ---- codegen.c: element access, kernels ---- */
 /* The element of v at idx (v's rank entries) in its compute type. */
 LLVMValueRef cg_elem(Cg *cg, const IrValue *v, LLVMValueRef *idx);
 /* Address of element idx of a materialised value in the current kernel. */
@@ -101,9 +105,10 @@ void cg_row_index(Cg *cg, const IrType *t, LLVMValueRef row, LLVMValueRef *idx);
 /* Set a run-time error code (atomically) in the current kernel. */
 void cg_set_err(Cg *cg, LLVMValueRef cond, int code);
 void cg_fail(Cg *cg, const IrNode *n, const char *msg);
-int cg_node_id(Cg *cg, const IrNode *n);
 
-/* ---- helpers (codegen.c) ---- */
+/* ---- helpers (cg_util.c) ---- */
+LLVMValueRef cg_to_bf16(Cg *cg, LLVMValueRef f32);    /* -> i16 bits, RNE */
+LLVMValueRef cg_from_bf16(Cg *cg, LLVMValueRef bits); /* -> f32 */
 typedef struct CgLoop {
   LLVMBasicBlockRef head, body, exit;
   LLVMValueRef iv, phi;
@@ -183,7 +188,7 @@ void cg_gemm_emit(Cg *cg, const IrNode *n, CgVal *out, CgVal *work);
 void cg_scan(Cg *cg, const IrNode *n);
 CgElemFn cg_scan_elem;
 
-/* codegen.c, used by cg_scan.c */
+/* codegen.c, used by cg_scan.c and cg_plan.c */
 void cg_emit_block(Cg *cg, const IrBlock *b);
 /* Emit a copy kernel dst[idx] = src[idx] (same shape) and call it. */
 void cg_emit_copy(Cg *cg, const char *name, const IrValue *src, CgVal *dst);

@@ -54,7 +54,7 @@ LLVMValueRef cg_broadcast(Cg *cg, const IrNode *n, LLVMValueRef *idx) {
 static LLVMValueRef pick(Cg *cg, const IrNode *n, LLVMValueRef *idx, int ax,
                          bool stack) {
   LLVMBuilderRef b = cg->b;
-  LLVMValueRef res = NULL, at = cg_i64(cg, 0);
+  LLVMValueRef res = NULL;
   int rank = n->res[0]->type.rank;
   int64_t start = 0;
   for (int j = 0; j < n->nargs; j++) {
@@ -70,7 +70,6 @@ static LLVMValueRef pick(Cg *cg, const IrNode *n, LLVMValueRef *idx, int ax,
     res = res ? LLVMBuildSelect(b, inr, v, res, "") : v;
     start += len;
   }
-  (void)at;
   return res;
 }
 

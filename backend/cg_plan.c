@@ -1,0 +1,441 @@
+/*
+** This file contains the plan of a function's values before any code is
+** emitted: which values are fused into their consumers, which are views
+** of another value's memory, which matmuls go to the SGEMM (and absorb a
+** bias and relu epilogue), and where every materialised value lives: an
+** input, a global, an output, or an arena offset from a linear-scan
+** liveness plan (docs/internals.md, "Backend").
+**
+** Fusion (producer inlining): a value is fused into its consumer, that is
+** computed inside the consumer's loop instead of stored, when its op is
+** elementwise (OPF_FUSABLE) or a cheap view (broadcast, transpose, slice,
+** reshape, pad, glu family), it has exactly one use, in the same block,
+** and the consumer reads each operand element a bounded number of times
+** (elementwise ops, reductions, softmax, losses, shape ops).  Constants,
+** iota and causal masks are always recomputed where used.  A reshape of a
+** contiguous materialised value, and a transpose, slice or broadcast of
+** any materialised value, is a strided view of the same memory.
+**
+** Memory: positions are numbered in program order (a scan has a start, a
+** yield and an end position around its body); a buffer is freed after the
+** last position that reads it, directly or through fused values, and a
+** freed range is reused first-fit.  A value used inside a scan body but
+** defined outside stays live until the end of the scan.
+*/
+#include <string.h>
+
+#include "cg_int.h"
+
+/* ------------------------------------------------------------- planning */
+
+typedef struct Plan {
+  Cg *cg;
+  int pos;
+  int64_t top, peak;
+  /* free list of arena ranges, sorted by offset */
+  int nfree, capfree;
+  int64_t *foff, *fsize;
+  CgVal **live;
+  int nlive, caplive;
+  int *scan_end;   /* by node id: end position of a scan */
+  int *npos;       /* by node id: position */
+} Plan;
+
+static bool is_view_op(IrOp op) {
+  return op == IR_OP_BROADCAST || op == IR_OP_TRANSPOSE || op == IR_OP_SLICE ||
+         op == IR_OP_RESHAPE || op == IR_OP_PAD || op == IR_OP_GLU ||
+         op == IR_OP_SWIGLU || op == IR_OP_GEGLU;
+}
+
+/* Consumers that read each operand element a bounded number of times. */
+static bool reads_few(IrOp op) {
+  unsigned f = ir_op_info[op].flags;
+  return (f & (OPF_FUSABLE | OPF_REDUCE)) || is_view_op(op) ||
+         op == IR_OP_SOFTMAX || op == IR_OP_LOG_SOFTMAX ||
+         op == IR_OP_CONCAT || op == IR_OP_STACK || op == IR_OP_ARGMAX ||
+         op == IR_OP_MSE || op == IR_OP_L1 || op == IR_OP_HUBER ||
+         op == IR_OP_BCE_WITH_LOGITS || op == IR_OP_CROSS_ENTROPY ||
+         op == IR_OP_NLL || op == IR_OP_ONE_HOT;
+}
+
+static bool contiguous(const CgVal *c) {
+  int64_t st = 1;
+  for (int k = c->v->type.rank - 1; k >= 0; k--) {
+    if (c->st[k] != st && c->v->type.dim[k] != 1) return false;
+    st *= c->v->type.dim[k];
+  }
+  return true;
+}
+
+/* Count uses; remember the single consumer of each value. */
+static void count_uses(Cg *cg, const IrBlock *b, const IrNode **consumer) {
+  for (const IrNode *n = b->first; n; n = n->next) {
+    for (int i = 0; i < n->nargs; i++) {
+      CgVal *c = cg_val(cg, n->args[i]);
+      c->nuses++;
+      if (n->op == IR_OP_SCAN) c->scanuse = true;
+      if (n->args[i]->kind == IRV_RESULT)
+        consumer[n->args[i]->def->id] =
+            n->args[i]->def->parent == b ? n : NULL;
+    }
+    if (n->body) {
+      count_uses(cg, n->body, consumer);
+      for (int i = 0; i < n->body->nrets; i++) cg_val(cg, n->body->rets[i])->nuses++;
+    }
+  }
+}
+
+/* A scan's sequence arguments are strided views of its operands (the
+** sequence axis removed); its carry arguments point at the current carry
+** buffer (set when the loop is emitted). */
+static void scan_args(Cg *cg, const IrNode *n) {
+  int nc = (int)ir_attr_int(&n->attrs, "ncarry", 0);
+  const IrAttr *ax = ir_attr_get(&n->attrs, "axes");
+  for (int i = 0; i < n->nargs; i++) {
+    CgVal *a = cg_val(cg, n->body->args[i]);
+    a->kind = CGB_VIEW;
+    if (i < nc) continue;
+    CgVal *s = cg_val(cg, n->args[i]);
+    int r = n->args[i]->type.rank;
+    int axis = cg_axis(ax->ints[i - nc], r);
+    for (int k = 0, j = 0; k < r; k++)
+      if (k != axis) a->st[j++] = s->st[k];
+  }
+}
+
+/* transpose, slice and broadcast of a materialised value are strided views
+** of its memory (no kernel). */
+static bool view_of(Cg *cg, const IrNode *n, CgVal *c) {
+  if (n->op != IR_OP_TRANSPOSE && n->op != IR_OP_SLICE && n->op != IR_OP_BROADCAST)
+    return false;
+  CgVal *x = cg_val(cg, n->args[0]);
+  if (x->inl) return false;
+  const IrType *xt = &n->args[0]->type, *yt = &n->res[0]->type;
+  c->kind = CGB_VIEW;
+  c->root = x->root;
+  c->base = x;
+  c->vofs = 0;
+  if (n->op == IR_OP_TRANSPOSE) {
+    const IrAttr *a = ir_attr_get(&n->attrs, "perm");
+    for (int k = 0; k < xt->rank; k++)
+      c->st[k] = x->st[a ? cg_axis(a->ints[k], xt->rank) : xt->rank - 1 - k];
+  } else if (n->op == IR_OP_BROADCAST) {
+    int off = yt->rank - xt->rank;
+    for (int k = 0; k < yt->rank; k++)
+      c->st[k] = k < off || xt->dim[k - off] == 1 ? 0 : x->st[k - off];
+  } else {
+    int ax = cg_axis(ir_attr_int(&n->attrs, "axis", 0), xt->rank);
+    int64_t step = ir_attr_int(&n->attrs, "step", 1), len = xt->dim[ax];
+    int64_t first = ir_attr_int(&n->attrs, "start", 0);
+    if (first < 0) first += len;
+    first = first < 0 ? 0 : first > len ? len : first;
+    for (int k = 0; k < xt->rank; k++) c->st[k] = x->st[k];
+    c->st[ax] = x->st[ax] * step;
+    if (yt->dim[ax] > 0) c->vofs = first * x->st[ax];
+  }
+  return true;
+}
+
+/* matmul -> SGEMM, absorbing `+ bias` (a materialised [M] vector) and a
+** following relu into its epilogue when each has a single use. */
+static void gemm_fuse(Cg *cg, const IrBlock *b, const IrNode **consumer) {
+  for (const IrNode *n = b->first; n; n = n->next) {
+    if (n->body) gemm_fuse(cg, n->body, consumer);
+    if (n->op != IR_OP_MATMUL || !cg_gemm_ok(cg, n)) continue;
+    CgVal *m = cg_val(cg, n->res[0]);
+    m->gemm = n;
+    const IrNode *u = consumer[n->id];
+    if (cg->o->no_fuse || m->returned || m->scanuse || m->nuses != 1 || !u ||
+        u->op != IR_OP_ADD || !ir_type_eq(&u->res[0]->type, &n->res[0]->type))
+      continue;
+    const IrValue *o = u->args[0] == n->res[0] ? u->args[1] : u->args[0];
+    CgVal *ov = cg_val(cg, o);
+    int64_t M = cg_cols(&n->res[0]->type);
+    if (ov->inl || o->type.dtype != DT_F32 || ir_type_numel(&o->type) != M ||
+        cg_cols(&o->type) != M || ov->st[o->type.rank - 1] != 1)
+      continue;
+    CgVal *uv = cg_val(cg, u->res[0]), *f = uv;
+    const IrNode *v = consumer[u->id];
+    if (uv->inl) {
+      if (!v || v->op != IR_OP_RELU || cg_val(cg, v->res[0])->inl ||
+          !ir_type_eq(&v->res[0]->type, &u->res[0]->type))
+        continue;
+      f = cg_val(cg, v->res[0]);
+      f->relu = true;
+    }
+    if (f->kind == CGB_VIEW) continue;
+    m->gemm = NULL;
+    m->inl = true;
+    uv->inl = uv != f;
+    f->gemm = n;
+    f->bias = o;
+  }
+}
+
+/* Decide fused or materialised for every node result of block b. */
+static void decide(Cg *cg, const IrBlock *b, const IrNode **consumer) {
+  for (const IrNode *n = b->first; n; n = n->next) {
+    if (n->body) {
+      scan_args(cg, n);
+      decide(cg, n->body, consumer);
+    }
+    if (n->nres != 1 || n->op == IR_OP_SCAN) continue;
+    CgVal *c = cg_val(cg, n->res[0]);
+    const IrNode *u = consumer[n->id];
+    IrOp op = n->op;
+    if (c->returned || cg->o->no_fuse || c->scanuse) continue;
+    if (op == IR_OP_RESHAPE && !cg_val(cg, n->args[0])->inl &&
+        contiguous(cg_val(cg, n->args[0]))) {
+      c->kind = CGB_VIEW;
+      c->root = cg_val(cg, n->args[0])->root;
+      c->base = cg_val(cg, n->args[0]);
+      continue;
+    }
+    if (op == IR_OP_CONSTANT || op == IR_OP_IOTA || op == IR_OP_CAUSAL_MASK) {
+      c->inl = true;
+      continue;
+    }
+    if (view_of(cg, n, c)) continue;
+    bool fusable = (ir_op_info[op].flags & OPF_FUSABLE) || is_view_op(op) ||
+                   op == IR_OP_RAND;
+    c->inl = fusable && c->nuses == 1 && u && reads_few(u->op);
+  }
+}
+
+/* The position at which a use in block `ub` at position p reads a value
+** defined in block db (climbing out of scan bodies). */
+static int use_pos(Plan *pl, const IrBlock *ub, int p, const IrBlock *db) {
+  while (ub && ub != db && ub->owner) {
+    p = pl->scan_end[ub->owner->id];
+    ub = ub->owner->parent;
+  }
+  return p;
+}
+
+static const IrBlock *def_block(const IrValue *v) {
+  return v->kind == IRV_RESULT ? v->def->parent
+         : v->kind == IRV_ARG  ? v->block
+                               : NULL;
+}
+
+/* Mark the materialised leaves read through v as used at p. */
+static void touch(Plan *pl, const IrValue *v, const IrBlock *ub, int p) {
+  CgVal *c = cg_val(pl->cg, v);
+  if (c->inl) {
+    for (int i = 0; i < v->def->nargs; i++) touch(pl, v->def->args[i], ub, p);
+    return;
+  }
+  int q = use_pos(pl, ub, p, def_block(v));
+  if (q > c->root->last) c->root->last = q;
+}
+
+static void number(Plan *pl, const IrBlock *b) {
+  for (const IrNode *n = b->first; n; n = n->next) {
+    pl->npos[n->id] = pl->pos++;
+    if (n->body) {
+      number(pl, n->body);
+      pl->pos++; /* yield */
+      pl->scan_end[n->id] = pl->pos++;
+    }
+  }
+}
+
+static void lastuses(Plan *pl, const IrBlock *b) {
+  for (const IrNode *n = b->first; n; n = n->next) {
+    CgVal *self = n->nres ? cg_val(pl->cg, n->res[0]) : NULL;
+    if (self && self->inl) continue;
+    int p = n->body ? pl->scan_end[n->id] : pl->npos[n->id];
+    for (int r = 0; r < n->nres; r++) {
+      CgVal *c = cg_val(pl->cg, n->res[r]);
+      if (c->root->last < p) c->root->last = p;
+    }
+    for (int i = 0; i < n->nargs; i++) touch(pl, n->args[i], b, p);
+    if (n->body) {
+      lastuses(pl, n->body);
+      for (int i = 0; i < n->body->nrets; i++)
+        touch(pl, n->body->rets[i], n->body, pl->scan_end[n->id] - 1);
+    }
+  }
+}
+
+static int64_t round64(int64_t x) { return (x + 63) & ~(int64_t)63; }
+
+static int64_t arena_take(Plan *pl, int64_t size) {
+  size = round64(size > 0 ? size : 1);
+  for (int i = 0; i < pl->nfree; i++) {
+    if (pl->fsize[i] < size) continue;
+    int64_t off = pl->foff[i];
+    pl->foff[i] += size;
+    pl->fsize[i] -= size;
+    return off;
+  }
+  int64_t off = pl->top;
+  pl->top += size;
+  if (pl->top > pl->peak) pl->peak = pl->top;
+  return off;
+}
+
+static void arena_give(Plan *pl, int64_t off, int64_t size) {
+  size = round64(size > 0 ? size : 1);
+  if (pl->nfree == pl->capfree) {
+    int nc = pl->capfree ? 2 * pl->capfree : 16;
+    int64_t *no = ARENA_ARRAY(pl->cg->a, int64_t, nc);
+    int64_t *ns = ARENA_ARRAY(pl->cg->a, int64_t, nc);
+    if (pl->nfree) {
+      memcpy(no, pl->foff, sizeof(int64_t) * (size_t)pl->nfree);
+      memcpy(ns, pl->fsize, sizeof(int64_t) * (size_t)pl->nfree);
+    }
+    pl->foff = no;
+    pl->fsize = ns;
+    pl->capfree = nc;
+  }
+  int i = pl->nfree++;
+  while (i > 0 && pl->foff[i - 1] > off) {
+    pl->foff[i] = pl->foff[i - 1];
+    pl->fsize[i] = pl->fsize[i - 1];
+    i--;
+  }
+  pl->foff[i] = off;
+  pl->fsize[i] = size;
+  /* merge neighbours */
+  for (int j = 0; j + 1 < pl->nfree;) {
+    if (pl->foff[j] + pl->fsize[j] == pl->foff[j + 1]) {
+      pl->fsize[j] += pl->fsize[j + 1];
+      memmove(pl->foff + j + 1, pl->foff + j + 2,
+              sizeof(int64_t) * (size_t)(pl->nfree - j - 2));
+      memmove(pl->fsize + j + 1, pl->fsize + j + 2,
+              sizeof(int64_t) * (size_t)(pl->nfree - j - 2));
+      pl->nfree--;
+    } else {
+      j++;
+    }
+  }
+  if (pl->nfree && pl->foff[pl->nfree - 1] + pl->fsize[pl->nfree - 1] == pl->top) {
+    pl->top = pl->foff[pl->nfree - 1];
+    pl->nfree--;
+  }
+}
+
+static void place(Plan *pl, CgVal *c) {
+  if (c->kind != CGB_NONE) return;
+  c->kind = CGB_ARENA;
+  if (!c->bytes)
+    c->bytes = ir_type_numel(&c->v->type) * ir_dtype_size(c->v->type.dtype);
+  c->off = arena_take(pl, c->bytes);
+  c->live = true;
+  if (pl->nlive == pl->caplive) {
+    int nc = pl->caplive ? 2 * pl->caplive : 32;
+    CgVal **nl = ARENA_ARRAY(pl->cg->a, CgVal *, nc);
+    if (pl->nlive) memcpy(nl, pl->live, sizeof(CgVal *) * (size_t)pl->nlive);
+    pl->live = nl;
+    pl->caplive = nc;
+  }
+  pl->live[pl->nlive++] = c;
+}
+
+static void expire(Plan *pl, int p) {
+  for (int i = 0; i < pl->nlive;) {
+    CgVal *c = pl->live[i];
+    if (c->last <= p && !c->returned) {
+      arena_give(pl, c->off, c->bytes);
+      c->live = false;
+      pl->live[i] = pl->live[--pl->nlive];
+    } else {
+      i++;
+    }
+  }
+}
+
+/* Scratch buffers of a scan's carries (the second buffer of each). */
+typedef struct ScanScratch {
+  int n;
+  CgVal **v;
+} ScanScratch;
+
+static void allocate(Plan *pl, const IrBlock *b) {
+  Cg *cg = pl->cg;
+  for (const IrNode *n = b->first; n; n = n->next) {
+    if (n->body) {
+      int nc = (int)ir_attr_int(&n->attrs, "ncarry", 0);
+      for (int r = 0; r < n->nres; r++) place(pl, cg_val(cg, n->res[r]));
+      CgVal **sc = ARENA_ARRAY(cg->a, CgVal *, nc + 1);
+      for (int i = 0; i < nc; i++) {
+        sc[i] = ARENA_NEW(cg->a, CgVal);
+        *sc[i] = *cg_val(cg, n->res[i]);
+        sc[i]->root = sc[i];
+        sc[i]->kind = CGB_NONE;
+        place(pl, sc[i]);
+        sc[i]->last = pl->scan_end[n->id];
+      }
+      cg->scratch[n->id] = sc;
+      allocate(pl, n->body);
+      expire(pl, pl->scan_end[n->id]);
+      continue;
+    }
+    CgVal *c = n->nres ? cg_val(cg, n->res[0]) : NULL;
+    if (!c || c->inl || c->kind == CGB_VIEW) continue;
+    place(pl, c);
+    if (c->gemm) { /* SGEMM scratch, freed after the node */
+      CgVal **w = ARENA_ARRAY(cg->a, CgVal *, 1);
+      w[0] = ARENA_NEW(cg->a, CgVal);
+      w[0]->v = c->gemm->res[0];
+      w[0]->root = w[0];
+      w[0]->bytes = 4 * cg_gemm_work(cg, c->gemm);
+      place(pl, w[0]);
+      w[0]->last = pl->npos[n->id];
+      cg->scratch[n->id] = w;
+    }
+    expire(pl, pl->npos[n->id]);
+  }
+}
+
+/* Node ids in printer order (results numbered in program order, a scan's
+** results before its body). */
+static int number_nodes(const IrBlock *b, int id) {
+  for (IrNode *n = b->first; n; n = n->next) {
+    n->id = id;
+    id += n->nres > 0 ? n->nres : 1;
+    if (n->body) id = number_nodes(n->body, id);
+  }
+  return id;
+}
+
+bool cg_plan_func(Cg *cg, const IrFunc *f, int64_t *arena_bytes) {
+  IrBlock *b = f->body;
+  int nid = number_nodes(b, 0) + 1;
+  cg->nnodes = nid;
+  Plan pl = {.cg = cg};
+  pl.scan_end = ARENA_ARRAY(cg->a, int, nid);
+  pl.npos = ARENA_ARRAY(cg->a, int, nid);
+  cg->scratch = ARENA_ARRAY(cg->a, CgVal **, nid);
+  const IrNode **consumer = ARENA_ARRAY(cg->a, const IrNode *, nid);
+  int gi = 0;
+  for (const IrGlobal *g = cg->m->globals; g; g = g->next, gi++) {
+    CgVal *c = cg_val(cg, g->value);
+    c->kind = CGB_GLOBAL;
+    c->index = gi;
+  }
+  for (int i = 0; i < b->nargs; i++) {
+    CgVal *c = cg_val(cg, b->args[i]);
+    c->kind = CGB_INPUT;
+    c->index = i;
+  }
+  for (int i = 0; i < b->nrets; i++) {
+    CgVal *c = cg_val(cg, b->rets[i]);
+    c->nuses++;
+    if (b->rets[i]->kind != IRV_RESULT || c->returned) continue;
+    c->returned = true;
+    c->kind = CGB_OUTPUT;
+    c->index = i;
+  }
+  count_uses(cg, b, consumer);
+  decide(cg, b, consumer);
+  gemm_fuse(cg, b, consumer);
+  number(&pl, b);
+  lastuses(&pl, b);
+  for (int i = 0; i < b->nrets; i++) touch(&pl, b->rets[i], b, pl.pos + 1);
+  allocate(&pl, b);
+  *arena_bytes = pl.peak;
+  return !cg->failed;
+}
+
