@@ -18,6 +18,13 @@ numpy): PyTorch's loop over shuffled batches, and the nnc executable's
 `train --epochs 1` (the training loop's own elapsed time from its --log
 CSV: after the data is loaded, before the end-of-epoch evaluation).
 
+Before timing, --check (on by default) makes sure both sides do the same
+work: the nnc executable's `init` weights are loaded into the PyTorch
+model, both train K steps on the same batch of Fashion-MNIST (the
+executable with that batch as its whole data set, so every step sees it,
+shuffled, and the mean loss and its gradient do not depend on the order),
+and the K losses must agree within a relative 1e-3.
+
     /usr/bin/python3 bench/train/bench_train.py --nnc build-bench/nnc \
         [--threads 1,2] [--iters 20] [--epoch fashion_mlp:1] [--torch-only]
 
@@ -26,8 +33,10 @@ Ratio = PyTorch time / nnc time: above 1, nnc is faster.
 import argparse
 import csv
 import gzip
+import json
 import os
 import re
+import struct
 import subprocess
 import sys
 import tempfile
@@ -79,6 +88,7 @@ def torch_setup(torch, name, cls, threads):
             sched.step()
         return loss
 
+    step.model = model
     return step
 
 
@@ -125,6 +135,66 @@ def epoch_torch(torch, name, cls, threads):
     return time.perf_counter() - t0, float(loss)
 
 
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        b = f.read()
+    n = int.from_bytes(b[:8], "little")
+    head = json.loads(b[8:8 + n])
+    types = {"F32": np.float32, "I64": np.int64, "I32": np.int32}
+    out = {}
+    for k, v in head.items():
+        if k != "__metadata__":
+            a, z = v["data_offsets"]
+            out[k] = np.frombuffer(b[8 + n + a:8 + n + z], types[v["dtype"]]).reshape(v["shape"])
+    return out
+
+
+# nnc parameter -> (torch parameter, transposed): nnc's dense weights are
+# [in, out], torch's [out, in]; convolutions are [O, I, kh, kw] in both.
+PARAM_MAP = {
+    "fashion_mlp": {"linear.%d.%s" % (i, k): ("l%d.%s" % (i + 1, t), k == "w")
+                    for i in range(3) for k, t in (("w", "weight"), ("b", "bias"))},
+    "fashion_cnn": {"conv.0.w": ("c1.weight", False), "conv.0.b": ("c1.bias", False),
+                    "conv.1.w": ("c2.weight", False), "conv.1.b": ("c2.bias", False),
+                    "fc.w": ("fc.weight", True), "fc.b": ("fc.bias", False),
+                    "head.w": ("head.weight", True), "head.b": ("head.bias", False)},
+}
+
+
+def check_same(args, torch, name, cls, tmp, steps=5):
+    """Max relative difference of K losses: nnc's `train` against PyTorch
+    from the same weights on the same batch (1 thread each)."""
+    exe = build_exe(args, name, tmp)
+    B = BATCH[name]
+    images, labels = load_fashion()
+    img, lab = images[:B].copy(), labels[:B].astype(np.int32)
+    # IDX files: --data keeps the train block's source kind (idx)
+    files = {k: os.path.join(tmp, "%s_%s.idx" % (name, k)) for k in ("image", "label")}
+    with open(files["image"], "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, B, 28, 28) + img.tobytes())
+    with open(files["label"], "wb") as f:
+        f.write(struct.pack(">II", 0x801, B) + lab.astype(np.uint8).tobytes())
+    w = os.path.join(tmp, name + "_init.safetensors")
+    log = os.path.join(tmp, name + "_check.csv")
+    subprocess.run([exe, "init", "--save", w], check=True, capture_output=True)
+    data = sum([["--data", "%s=%s" % kv, "--eval-data", "%s=%s" % kv]
+                for kv in files.items()], [])
+    subprocess.run([exe, "--threads", "1", "train", "--resume", w, "--steps", str(steps),
+                    "--log", log] + data, check=True, capture_output=True)
+    nnc = [float(r["loss"]) for r in csv.DictReader(open(log)) if r["phase"] == "train"]
+    step = torch_setup(torch, name, cls, 1)
+    model = step.model
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for k, a in read_safetensors(w).items():
+            if k in PARAM_MAP[name]:
+                tk, tr = PARAM_MAP[name][k]
+                params[tk].copy_(torch.from_numpy(a.T.copy() if tr else a.copy()))
+    x, y = torch.from_numpy(img), torch.from_numpy(lab.astype(np.int64))
+    ref = [float(step(x, y)) for _ in range(steps)]
+    return max(abs(a - b) / max(abs(b), 1e-6) for a, b in zip(nnc, ref)), nnc, ref
+
+
 def runtime_dir(args):
     return args.runtime or os.path.join(os.path.dirname(os.path.abspath(args.nnc)), "runtime")
 
@@ -157,12 +227,18 @@ def time_nnc(exe, threads, iters, max_s):
     return float(re.search(r"median_ms=([0-9.]+)", r.stdout).group(1))
 
 
+def build_exe(args, name, tmp):
+    exe = os.path.join(tmp, name)
+    if not os.path.exists(exe):
+        env = dict(os.environ, NNC_RUNTIME_DIR=runtime_dir(args))
+        subprocess.run([args.nnc, "build", os.path.join(ROOT, "examples", name + ".nn"),
+                        "-o", exe], check=True, env=env)
+    return exe
+
+
 def epoch_nnc(args, name, threads, tmp):
     """Seconds of one real epoch of the executable's `train`, from its log."""
-    exe = os.path.join(tmp, name)
-    env = dict(os.environ, NNC_RUNTIME_DIR=runtime_dir(args))
-    subprocess.run([args.nnc, "build", os.path.join(ROOT, "examples", name + ".nn"),
-                    "-o", exe], check=True, env=env)
+    exe = build_exe(args, name, tmp)
     log = os.path.join(tmp, name + ".csv")
     r = subprocess.run([exe, "--threads", str(threads), "train", "--epochs", "1",
                         "--log", log], capture_output=True, text=True)
@@ -190,17 +266,30 @@ def main():
     ap.add_argument("--epoch", default="fashion_mlp:1",
                     help="MODEL:THREADS of the measured real epoch ('' for none)")
     ap.add_argument("--torch-only", action="store_true", help="skip nnc")
+    ap.add_argument("--no-check", dest="check", action="store_false",
+                    help="skip the check that both sides compute the same losses")
     args = ap.parse_args()
     import torch
     threads = [int(t) for t in args.threads.split(",")]
     print("torch %s, %d CPUs, up to %d timed steps after 3 warm-up steps (median), "
           "load average %.2f" % (torch.__version__, os.cpu_count(), args.iters,
                                  os.getloadavg()[0]))
-    print("%-12s %7s %12s %12s %7s %12s %12s" % (
-        "model", "threads", "nnc ms/step", "torch ms/step", "ratio",
-        "nnc s/epoch", "torch s/epoch"))
     models = {n: c for n, c, _ in torch_models(torch) if n in BATCH}
     with tempfile.TemporaryDirectory() as tmp:
+        if args.check and not args.torch_only:
+            for name, cls in models.items():
+                if args.only and name not in args.only.split(","):
+                    continue
+                d, nnc, ref = check_same(args, torch, name, cls, tmp)
+                print("check %s: 5 steps from the same weights on one batch, losses "
+                      "nnc %s torch %s, max rel. difference %.1e" % (
+                          name, " ".join("%.4f" % v for v in nnc),
+                          " ".join("%.4f" % v for v in ref), d))
+                if not d <= 1e-3:
+                    raise SystemExit("check failed: nnc and PyTorch do not compute the same step")
+        print("%-12s %7s %12s %12s %7s %12s %12s" % (
+            "model", "threads", "nnc ms/step", "torch ms/step", "ratio",
+            "nnc s/epoch", "torch s/epoch"))
         for name, cls in models.items():
             if args.only and name not in args.only.split(","):
                 continue
