@@ -171,7 +171,7 @@ CgKernFn cg_softmax_kernel;
 CgElemFn cg_softmax;
 /* cg_linalg.c */
 CgElemFn cg_matmul, cg_attention;
-CgKernFn cg_matmul_kernel;
+CgKernFn cg_matmul_kernel, cg_attention_kernel;
 /* cg_vision.c */
 CgKernFn cg_conv_kernel;
 CgElemFn cg_conv, cg_conv_transpose2d, cg_pool2d, cg_upsample_nearest,

@@ -10,9 +10,11 @@
 ** interpreter).  The packed register-blocked SGEMM of backend/gemm.c
 ** replaces the f32 path when it lands.
 **
-** attention: one element y[..., i, c] = sum_j p_j v[j, c] / sum_j p_j with
-** p_j = exp(s_j - max s), s_j = q_i . k_j * scale (+ mask, causal); a row
-** whose scores are all -inf gives 0 (ir/interp_nn.c).
+** attention: y[..., i, c] = sum_j p_j v[j, c] / sum_j p_j with p_j =
+** exp(s_j - max s), s_j = q_i . k_j * scale (+ mask, causal); a row whose
+** scores are all -inf gives 0 (ir/interp_nn.c).  The kernel makes one
+** online-softmax pass per row; the element emitter (two passes per
+** element) remains for very long rows.
 */
 #include <math.h>
 
@@ -240,6 +242,73 @@ LLVMValueRef cg_attention(Cg *cg, const IrNode *n, LLVMValueRef *idx) {
   LLVMValueRef r = LLVMBuildFDiv(b, LLVMBuildLoad2(b, ft, aa, ""), LLVMBuildLoad2(b, ft, as, ""), "");
   LLVMValueRef dead = LLVMBuildFCmp(b, LLVMRealOEQ, m, LLVMConstReal(ft, -INFINITY), "");
   return cg_round(cg, dt, LLVMBuildSelect(b, dead, LLVMConstReal(ft, 0), r, ""));
+}
+
+/* attention kernel over the rows (batch..., i) of y: one pass over the
+** keys with the online softmax (running max m, sum l and output row acc
+** rescaled by exp(m_old - m_new) when the max grows), so the scores are
+** computed once; acc is a stack row of Dv values and its update over c
+** vectorises.  Rows of more than 4096 values use the element emitter. */
+void cg_attention_kernel(Cg *cg, const IrNode *n, LLVMValueRef begin,
+                         LLVMValueRef end) {
+  const IrType *q = &n->args[0]->type, *k = &n->args[1]->type, *v = &n->args[2]->type;
+  const IrType *yt = &n->res[0]->type;
+  Att g = {.n = n, .Tq = q->dim[q->rank - 2], .D = q->dim[q->rank - 1],
+           .Tk = k->dim[k->rank - 2], .Dv = v->dim[v->rank - 1], .ry = yt->rank};
+  g.scale = ir_attr_float(&n->attrs, "scale", 1 / sqrt((double)g.D));
+  g.causal = ir_attr_bool(&n->attrs, "causal", false);
+  DType dt = yt->dtype;
+  LLVMTypeRef ft = cg_ctype(cg, dt);
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef zero = cg_i64(cg, 0), idx[IR_MAX_RANK], vi[IR_MAX_RANK];
+  CgLoop lr, lj, lc;
+  LLVMValueRef row = cg_loop_begin(cg, &lr, begin, end);
+  cg_row_index(cg, yt, row, idx);
+  if (g.Dv > 4096) {
+    idx[g.ry - 1] = cg_loop_begin(cg, &lc, zero, cg_i64(cg, g.Dv));
+    cg_store(cg, n->res[0], idx, cg_attention(cg, n, idx));
+    cg_loop_end(cg, &lc);
+    cg_loop_end(cg, &lr);
+    return;
+  }
+  LLVMTypeRef rowt = LLVMArrayType2(ft, (uint64_t)g.Dv);
+  LLVMValueRef acc = cg_alloca(cg, rowt, "v_acc");
+  LLVMValueRef am = cg_alloca(cg, ft, "v_m"), al = cg_alloca(cg, ft, "v_l");
+  LLVMValueRef ninf = LLVMConstReal(ft, -INFINITY), one = LLVMConstReal(ft, 1);
+  LLVMValueRef fz = LLVMConstReal(ft, 0), i = idx[g.ry - 2];
+  LLVMBuildStore(b, ninf, am);
+  LLVMBuildStore(b, fz, al);
+  LLVMValueRef c = cg_loop_begin(cg, &lc, zero, cg_i64(cg, g.Dv));
+  LLVMValueRef gi[2] = {zero, c};
+  LLVMBuildStore(b, fz, LLVMBuildInBoundsGEP2(b, rowt, acc, gi, 2, ""));
+  cg_loop_end(cg, &lc);
+  LLVMValueRef j = cg_loop_begin(cg, &lj, zero, cg_i64(cg, g.Tk));
+  LLVMValueRef s = att_score(cg, &g, idx, i, j, ft);
+  LLVMValueRef mo = LLVMBuildLoad2(b, ft, am, "");
+  LLVMValueRef mn = cg_intr2(cg, "llvm.maxnum", mo, s);
+  LLVMValueRef dead = LLVMBuildFCmp(b, LLVMRealOEQ, mn, ninf, "");
+  LLVMValueRef alpha = LLVMBuildSelect(b, dead, one, cg_exp(cg, LLVMBuildFSub(b, mo, mn, "")), "");
+  LLVMValueRef p = LLVMBuildSelect(b, dead, fz, cg_exp(cg, LLVMBuildFSub(b, s, mn, "")), "");
+  LLVMBuildStore(b, mn, am);
+  LLVMBuildStore(b, LLVMBuildFAdd(b, LLVMBuildFMul(b, LLVMBuildLoad2(b, ft, al, ""), alpha, ""), p, ""), al);
+  c = cg_loop_begin(cg, &lc, zero, cg_i64(cg, g.Dv));
+  gi[1] = c;
+  LLVMValueRef ap = LLVMBuildInBoundsGEP2(b, rowt, acc, gi, 2, "");
+  att_index(&g, v, idx, j, c, vi, zero);
+  LLVMValueRef pv = cg_fm(LLVMBuildFMul(b, p, cg_elem(cg, n->args[2], vi), ""), false);
+  LLVMValueRef na = cg_fm(LLVMBuildFMul(b, LLVMBuildLoad2(b, ft, ap, ""), alpha, ""), false);
+  LLVMBuildStore(b, cg_fm(LLVMBuildFAdd(b, na, pv, ""), false), ap);
+  cg_loop_end(cg, &lc);
+  cg_loop_end(cg, &lj);
+  LLVMValueRef m = LLVMBuildLoad2(b, ft, am, ""), l = LLVMBuildLoad2(b, ft, al, "");
+  LLVMValueRef empty = LLVMBuildFCmp(b, LLVMRealOEQ, m, ninf, "");
+  c = cg_loop_begin(cg, &lc, zero, cg_i64(cg, g.Dv));
+  gi[1] = c;
+  LLVMValueRef r = LLVMBuildFDiv(b, LLVMBuildLoad2(b, ft, LLVMBuildInBoundsGEP2(b, rowt, acc, gi, 2, ""), ""), l, "");
+  idx[g.ry - 1] = c;
+  cg_store(cg, n->res[0], idx, cg_round(cg, dt, LLVMBuildSelect(b, empty, fz, r, "")));
+  cg_loop_end(cg, &lc);
+  cg_loop_end(cg, &lr);
 }
 
 /* ---------------------------------------------------------------- SGEMM */

@@ -129,6 +129,7 @@ static CgKernFn *const cg_kernels[IR_OP_COUNT] = {
     [IR_OP_LOG_SOFTMAX] = cg_softmax_kernel,
     [IR_OP_CONV1D] = cg_conv_kernel,
     [IR_OP_CONV2D] = cg_conv_kernel,
+    [IR_OP_ATTENTION] = cg_attention_kernel,
 };
 
 bool cg_has_lowering(IrOp op) {

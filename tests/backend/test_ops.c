@@ -332,6 +332,15 @@ static const char linalg_nnir[] =
     "  %4 = attention %q, %k, %v, %m : f32[2,5,3]\n"
     "  %5 = attention %q, %k, %v, %fm : f32[2,5,3]\n"
     "  return %0, %1, %2, %3, %4, %5\n"
+    "}\n"
+    "func @att(%q: f32[2,3,5,8], %k: f32[2,3,6,8], %v: f32[2,3,6,4]) -> (a: f32[2,3,5,4], "
+    "b: f32[2,3,5,4]) {\n"
+    "  %r = iota {axis = 0} : f32[5,6]\n"
+    "  %c = iota {axis = 1} : f32[5,6]\n"
+    "  %m = lt %c, %r : bool[5,6]\n"
+    "  %0 = attention %q, %k, %v, %m : f32[2,3,5,4]\n"
+    "  %1 = attention %q, %k, %v {causal = true} : f32[2,3,5,4]\n"
+    "  return %0, %1\n"
     "}\n";
 
 static const char gemm_nnir[] =
