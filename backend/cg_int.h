@@ -72,6 +72,7 @@ typedef struct Cg {
   CgMap *vals;           /* IrValue -> CgVal */
   CgKern *k;             /* current kernel */
   const char *prefix;
+  const char *fname;     /* the IR function being lowered */
   int nnodes;            /* numbering of nodes (kernel names) */
   CgVal ***scratch;      /* by scan node id: second buffer of each carry */
   /* entry function state */

@@ -388,7 +388,7 @@ static void emit_node(Cg *cg, const IrNode *n) {
   }
   if (LLVMGetNamedFunction(cg->mod, name)) {
     size_t l = strlen(name);
-    snprintf(name + l, sizeof name - l, ".%d", n->id);
+    snprintf(name + l, sizeof name - l, ".%s", cg->fname); /* k3_add.loss */
   }
   emit_kernel(cg, name, n, c, NULL, kernel_rows(n), elem_work(n));
 }
@@ -410,6 +410,7 @@ static bool type_ok(Cg *cg, const IrBlock *b) {
 
 static void emit_func(Cg *cg, const IrFunc *f, CgFuncInfo *info) {
   int64_t bytes = 0;
+  cg->fname = f->name;
   cg_vals_reset(cg);
   if (!type_ok(cg, f->body) || !cg_plan_func(cg, f, &bytes)) return;
   info->arena_bytes = (uint64_t)bytes;
