@@ -25,8 +25,10 @@
 **
 ** Tensors are dense, row-major, in their dtype: f32 float, f64 double, f16
 ** IEEE half, bf16 bfloat16 (both computed in f32), i32/i64, u8 and bool
-** one byte each (bool 0/1).  Output buffers must not overlap the inputs,
-** the globals, the arena or each other; inputs may overlap each other.
+** one byte each (bool 0/1).  Inputs and globals are only read.  Output
+** buffers must not overlap the inputs, the globals, the arena or each
+** other, nor may the arena overlap inputs or globals (kernel pointers are
+** noalias); inputs may overlap each other.
 ** Dimension symbols take their static value (the bound of a bounded one):
 ** the function always works on the full static shape.
 **
