@@ -4,7 +4,8 @@
 **
 **   for jc in N step NC:                     NAME
 **     pack B[0:K, jc:jc+nc] -> Bp             NAME_packb_body, parallel over NR panels
-**     parallel over chunks of M (<= MC rows): NAME_body, dynamic (atomic counter)
+**     parallel over chunks of M (<= MC rows): NAME_body
+**     (both take their work from an atomic counter: dynamic_loop)
 **       for ic in the chunks the thread takes:
 **         for pc in K step KC:
 **           pack A[ic:ic+mc, pc:pc+kc] -> Ap  NAME_packa (zero-padded to MR)
@@ -34,7 +35,7 @@ enum { KUNROLL = 4 };
 enum {
   CX_A, CX_LDA, CX_B, CX_LDB, CX_C, CX_LDC, CX_BETA, CX_BIAS,
   CX_APACK, CX_BPACK, CX_M, CX_K, CX_JC, CX_NC, CX_NCR,
-  CX_NEXT, CX_CHUNK, CX_NCHUNK, CX_COUNT
+  CX_NEXT, CX_BNEXT, CX_CHUNK, CX_NCHUNK, CX_COUNT
 };
 
 typedef struct Gen {
@@ -461,22 +462,44 @@ static void packb_row(Gen *g, LLVMValueRef b, LLVMValueRef ldb, LLVMValueRef k,
   }
 }
 
-/* NAME_packb_body(begin, end, ctx): packs B panels [begin, end) of the
-** K×nc slab at column jc into Bpack: the kc×nc block of step pc starts at
-** Bpack + pc*ncr (ncr = nc rounded up to NR), its panel q at q*kc*NR. */
-static void gen_packb_body(Gen *g)
+typedef void ChunkFn(Gen *g, LLVMValueRef cx, LLVMValueRef c);
+
+/* The loop of a parallel body (begin and end are not used): take chunk
+** c = ctx->next++ while c < n and run emit on it.  Any number of calls on
+** any threads covers every chunk once, and a thread that the OS delays
+** leaves its share to the others.  (Waiting here with sched_yield until
+** all chunks are done, instead of in libgomp's spinning barrier, was
+** measured worse on a loaded machine: the yield hands the CPU to other
+** processes for whole time slices.) */
+static void dynamic_loop(Gen *g, LLVMValueRef cx, int next_f, LLVMValueRef n, ChunkFn *emit)
 {
-  LLVMTypeRef ps[3] = {g->i64, g->i64, g->ptr};
-  LLVMValueRef fn = g->packb_body = fn_new(g, "_packb_body", ps, 3, true);
-  LLVMValueRef begin = arg(fn, 0, "begin"), end = arg(fn, 1, "end"), cx = arg(fn, 2, "ctx");
+  LLVMValueRef nextp = LLVMBuildStructGEP2(g->b, g->ctx_ty, cx, (unsigned)next_f, "nextp");
+  LLVMBasicBlockRef take = ll_block_new(g->b, "b_take"), work = ll_block_new(g->b, "b_work");
+  LLVMBasicBlockRef ret = ll_block_new(g->b, "b_ret");
+  LLVMBuildBr(g->b, take);
+  LLVMPositionBuilderAtEnd(g->b, take);
+  LLVMValueRef c = LLVMBuildAtomicRMW(g->b, LLVMAtomicRMWBinOpAdd, nextp, i64c(g, 1),
+                                      LLVMAtomicOrderingMonotonic, false);
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, c, n, ""), work, ret);
+  LLVMPositionBuilderAtEnd(g->b, work);
+  emit(g, cx, c);
+  LLVMBuildBr(g->b, take);
+  LLVMPositionBuilderAtEnd(g->b, ret);
+  LLVMBuildRetVoid(g->b);
+}
+
+/* One panel q of the K×nc slab of B at column jc, into Bpack: the kc×nc
+** block of step pc starts at Bpack + pc*ncr (ncr = nc rounded up to NR),
+** its panel q at q*kc*NR. */
+static void packb_panel(Gen *g, LLVMValueRef cx, LLVMValueRef q)
+{
   LLVMValueRef b = ctx_get(g, cx, CX_B, "b"), ldb = ctx_get(g, cx, CX_LDB, "ldb");
   LLVMValueRef bp = ctx_get(g, cx, CX_BPACK, "bpack"), jc = ctx_get(g, cx, CX_JC, "jc");
   LLVMValueRef K = ctx_get(g, cx, CX_K, "k"), nc = ctx_get(g, cx, CX_NC, "nc");
   LLVMValueRef ncr = ctx_get(g, cx, CX_NCR, "ncr"), NR = i64c(g, g->bk.nr);
   b = at(g, b, g->s->trans_b ? mul(g, jc, ldb) : jc);
-  LlLoop lq, lp, lk;
-  ll_loop_begin(g->b, &lq, begin, end, i64c(g, 1), "q");
-  LLVMValueRef j = mul(g, lq.iv, NR);
+  LlLoop lp, lk;
+  LLVMValueRef j = mul(g, q, NR);
   LLVMBasicBlockRef fb = ll_block_new(g->b, "b_full"), tb = ll_block_new(g->b, "b_tail");
   LLVMBasicBlockRef nx = ll_block_new(g->b, "b_next");
   LLVMValueRef full = LLVMBuildICmp(g->b, LLVMIntSLE, add(g, j, NR), nc, "");
@@ -485,7 +508,7 @@ static void gen_packb_body(Gen *g)
     LLVMPositionBuilderAtEnd(g->b, f ? fb : tb);
     ll_loop_begin(g->b, &lp, i64c(g, 0), K, i64c(g, g->bk.kc), "pc");
     LLVMValueRef kc = ll_smin(g->b, i64c(g, g->bk.kc), sub(g, K, lp.iv), "kc");
-    LLVMValueRef d = at(g, bp, add(g, mul(g, lp.iv, ncr), mul(g, mul(g, lq.iv, kc), NR)));
+    LLVMValueRef d = at(g, bp, add(g, mul(g, lp.iv, ncr), mul(g, mul(g, q, kc), NR)));
     if (f && g->s->trans_b) {
       pack_rows(g, at(g, b, add(g, mul(g, j, ldb), lp.iv)), ldb, g->bk.nr, kc, d);
     } else {
@@ -497,8 +520,20 @@ static void gen_packb_body(Gen *g)
     LLVMBuildBr(g->b, nx);
   }
   LLVMPositionBuilderAtEnd(g->b, nx);
-  ll_loop_end(g->b, &lq);
-  LLVMBuildRetVoid(g->b);
+}
+
+/* NAME_packb_body(begin, end, ctx): packs panels of B taken one at a time
+** (dynamic_loop). */
+static void gen_packb_body(Gen *g)
+{
+  LLVMTypeRef ps[3] = {g->i64, g->i64, g->ptr};
+  LLVMValueRef fn = g->packb_body = fn_new(g, "_packb_body", ps, 3, true);
+  arg(fn, 0, "begin");
+  arg(fn, 1, "end");
+  LLVMValueRef cx = arg(fn, 2, "ctx");
+  LLVMValueRef npan = LLVMBuildSDiv(g->b, ctx_get(g, cx, CX_NCR, "ncr"),
+                                    i64c(g, g->bk.nr), "npan");
+  dynamic_loop(g, cx, CX_BNEXT, npan, packb_panel);
 }
 
 /* ---------------------------------------------------------------- macro-kernel */
@@ -541,40 +576,21 @@ static void macro_kernel(Gen *g, LLVMValueRef cx, LLVMValueRef ablk, LLVMValueRe
   ll_loop_end(g->b, &lj);
 }
 
-/* NAME_body(begin, end, ctx): takes chunks of CHUNK MR panels of M from
-** the shared counter ctx->next until none is left (begin and end are not
-** used: any number of calls on any threads covers every chunk once, and a
-** thread that the OS delays leaves its share to the others).  For each
-** chunk and each KC step pc (once with kc = 0 when K = 0, so that
-** C = beta·C): pack A into Apack at the chunk's own offset, then the
-** macro-kernel against the packed B block of step pc. */
-static void gen_body(Gen *g)
+/* One chunk c of CHUNK MR panels of M: for each KC step pc (once with
+** kc = 0 when K = 0, so that C = beta·C) pack A into Apack at the chunk's
+** own offset, then the macro-kernel against the packed B block of pc. */
+static void body_chunk(Gen *g, LLVMValueRef cx, LLVMValueRef c)
 {
-  LLVMTypeRef ps[3] = {g->i64, g->i64, g->ptr};
-  LLVMValueRef fn = g->body = fn_new(g, "_body", ps, 3, true);
-  arg(fn, 0, "begin");
-  arg(fn, 1, "end");
-  LLVMValueRef cx = arg(fn, 2, "ctx");
   LLVMValueRef a = ctx_get(g, cx, CX_A, "a"), lda = ctx_get(g, cx, CX_LDA, "lda");
   LLVMValueRef ap = ctx_get(g, cx, CX_APACK, "apack"), M = ctx_get(g, cx, CX_M, "m");
   LLVMValueRef K = ctx_get(g, cx, CX_K, "k"), beta = ctx_get(g, cx, CX_BETA, "beta");
   LLVMValueRef bpack = ctx_get(g, cx, CX_BPACK, "bpack"), ncr = ctx_get(g, cx, CX_NCR, "ncr");
   LLVMValueRef chunk = ctx_get(g, cx, CX_CHUNK, "chunk");
-  LLVMValueRef nchunk = ctx_get(g, cx, CX_NCHUNK, "nchunk");
-  LLVMValueRef nextp = LLVMBuildStructGEP2(g->b, g->ctx_ty, cx, CX_NEXT, "nextp");
   LLVMValueRef MR = i64c(g, g->bk.mr), KC = i64c(g, g->bk.kc), one = i64c(g, 1);
   LLVMValueRef kend = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, K, one, ""),
                                       one, K, "kend");
   LLVMValueRef kce = ll_smin(g->b, K, KC, "kce");
   LLVMValueRef npan = LLVMBuildSDiv(g->b, add(g, M, i64c(g, g->bk.mr - 1)), MR, "npan");
-  LLVMBasicBlockRef take = ll_block_new(g->b, "b_take"), work = ll_block_new(g->b, "b_work");
-  LLVMBasicBlockRef done = ll_block_new(g->b, "b_done");
-  LLVMBuildBr(g->b, take);
-  LLVMPositionBuilderAtEnd(g->b, take);
-  LLVMValueRef c = LLVMBuildAtomicRMW(g->b, LLVMAtomicRMWBinOpAdd, nextp, one,
-                                      LLVMAtomicOrderingMonotonic, false);
-  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, c, nchunk, ""), work, done);
-  LLVMPositionBuilderAtEnd(g->b, work);
   LLVMValueRef p0 = mul(g, c, chunk);
   LLVMValueRef p1 = ll_smin(g->b, add(g, p0, chunk), npan, "p1");
   LLVMValueRef i0 = mul(g, p0, MR);
@@ -594,9 +610,18 @@ static void gen_body(Gen *g)
   LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->packa), g->packa, pa, 5, "");
   macro_kernel(g, cx, ablk, i0, mc, kc, bpk, beta_k, last);
   ll_loop_end(g->b, &lk);
-  LLVMBuildBr(g->b, take);
-  LLVMPositionBuilderAtEnd(g->b, done);
-  LLVMBuildRetVoid(g->b);
+}
+
+/* NAME_body(begin, end, ctx): computes chunks of M taken one at a time
+** (dynamic_loop, body_chunk). */
+static void gen_body(Gen *g)
+{
+  LLVMTypeRef ps[3] = {g->i64, g->i64, g->ptr};
+  LLVMValueRef fn = g->body = fn_new(g, "_body", ps, 3, true);
+  arg(fn, 0, "begin");
+  arg(fn, 1, "end");
+  LLVMValueRef cx = arg(fn, 2, "ctx");
+  dynamic_loop(g, cx, CX_NEXT, ctx_get(g, cx, CX_NCHUNK, "nchunk"), body_chunk);
 }
 
 /* ---------------------------------------------------------------- entry */
@@ -668,8 +693,9 @@ static LLVMValueRef gen_entry(Gen *g)
   ctx_set(g, cx, CX_JC, lj.iv);
   ctx_set(g, cx, CX_NC, nc);
   ctx_set(g, cx, CX_NCR, mul(g, npan_n, i64c(g, g->bk.nr)));
+  for (int f = CX_NEXT; f <= CX_BNEXT; f++)
+    ctx_set(g, cx, f, i64c(g, 0));
   call_par_for(g, npan_n, g->packb_body, cx);
-  ctx_set(g, cx, CX_NEXT, i64c(g, 0));
   call_par_for(g, nchunk, g->body, cx);
   ll_loop_end(g->b, &lj);
   LLVMBuildBr(g->b, out);
@@ -702,7 +728,8 @@ LLVMValueRef cg_gemm_define(LLVMModuleRef mod, LLVMTargetMachineRef tm,
     [CX_C] = g.ptr, [CX_LDC] = g.i64, [CX_BETA] = g.f32, [CX_BIAS] = g.ptr,
     [CX_APACK] = g.ptr, [CX_BPACK] = g.ptr, [CX_M] = g.i64, [CX_K] = g.i64,
     [CX_JC] = g.i64, [CX_NC] = g.i64, [CX_NCR] = g.i64, [CX_NEXT] = g.i64,
-    [CX_CHUNK] = g.i64, [CX_NCHUNK] = g.i64};
+    [CX_BNEXT] = g.i64, [CX_CHUNK] = g.i64,
+    [CX_NCHUNK] = g.i64};
   g.ctx_ty = LLVMStructTypeInContext(g.c, f, CX_COUNT, false);
   g.par_for = par_for_decl(&g);
   gen_ukr(&g);
