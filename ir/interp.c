@@ -188,10 +188,10 @@ bool interp_attr_ivec(Interp *in, const IrNode *n, const char *name, int rank,
     for (int k = 0; k < rank; k++) out[k] = a->i;
     return true;
   }
-  if (a->kind != ATTR_INTS || a->n != rank)
-    return interp_fail(in, "%s: attribute %s needs %d ints",
+  if (a->kind != ATTR_INTS || (a->n != rank && a->n != 1))
+    return interp_fail(in, "%s: attribute %s needs 1 or %d ints",
                        ir_op_info[n->op].name, name, rank);
-  for (int k = 0; k < rank; k++) out[k] = a->ints[k];
+  for (int k = 0; k < rank; k++) out[k] = a->ints[a->n == 1 ? 0 : k];
   return true;
 }
 

@@ -867,7 +867,7 @@ static int infer_conv_transpose(Cx *x) {
 /* max_pool2d / avg_pool2d on [N,C,H,W] (or [C,H,W]). */
 static int infer_pool(Cx *x) {
   const IrType *in = &x->a[0];
-  int64_t k[2], s[2], pd[2];
+  int64_t k[2], s[2], pd[2], d[2];
   bool cip;
   if (x->op == IR_OP_AVG_POOL2D ? !need_float(x, 0) : !need_numeric(x, 0))
     return 0;
@@ -876,8 +876,11 @@ static int infer_pool(Cx *x) {
   if (!spatial(x, "kernel", true, 1, 1, 2, k) ||
       !spatial(x, "stride", false, 1, 1, 2, s) ||
       !spatial(x, "padding", false, 0, 0, 2, pd) ||
+      !spatial(x, "dilation", false, 1, 1, 2, d) ||
       !get_bool(x, "count_include_pad", true, &cip))
     return 0;
+  if (x->op == IR_OP_AVG_POOL2D && attr(x, "dilation"))
+    return fail(x, -1, "avg_pool2d takes no dilation");
   if (!attr(x, "stride")) s[0] = k[0], s[1] = k[1];
   IrType t = *in;
   for (int i = 0; i < 2; i++) {
@@ -885,11 +888,11 @@ static int infer_pool(Cx *x) {
       return fail(x, -1, "padding %lld must be at most half the kernel %lld",
                   (long long)pd[i], (long long)k[i]);
     int r = in->rank - 2 + i;
-    int64_t num = in->dim[r] + 2 * pd[i] - k[i];
+    int64_t num = in->dim[r] + 2 * pd[i] - d[i] * (k[i] - 1) - 1;
     if (num < 0)
       return out_size_fail(x, i, -((-num + s[i] - 1) / s[i]) + 1, in->dim[r],
                            k[i]);
-    t.dim[r] = num / s[i] + 1;
+    t.dim[r] = num / s[i] + 1; /* PyTorch: (H + 2p - d(k-1) - 1)/s + 1 */
     t.sym[r] = IR_NO_SYM;
   }
   return one(x, t);

@@ -508,6 +508,12 @@ static void test_shape_pool(void **state) {
   ir_attr_set_ints(s->m, &k3, "stride", 1, (int64_t[]){2});
   ir_attr_set_ints(s->m, &k3, "padding", 1, (int64_t[]){1});
   ok(s, IR_OP_MAX_POOL2D, &k3, "f32[1,64,56,56]", 1, "f32[1,64,112,112]");
+  IrAttrs kd = ints(s, "kernel", 1, 3);
+  ir_attr_set_ints(s->m, &kd, "dilation", 1, (int64_t[]){2});
+  ir_attr_set_ints(s->m, &kd, "stride", 1, (int64_t[]){1});
+  ok(s, IR_OP_MAX_POOL2D, &kd, "f32[1,2,6,3]", 1, "f32[1,2,10,7]");
+  bad(s, IR_OP_AVG_POOL2D, &kd, NULL, "avg_pool2d takes no dilation", -1, 1,
+      "f32[1,2,10,7]");
   IrAttrs pbig = ints(s, "kernel", 1, 3);
   ir_attr_set_ints(s->m, &pbig, "padding", 1, (int64_t[]){2});
   bad(s, IR_OP_MAX_POOL2D, &pbig, NULL,
