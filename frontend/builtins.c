@@ -599,6 +599,7 @@ static Value *b_pool(Lower *L, BArgs *a) {
   ints_attr(L, a, &at, "kernel", 2);
   ints_attr(L, a, &at, "stride", 2);
   ints_attr(L, a, &at, "padding", 2);
+  ints_attr(L, a, &at, "dilation", 2);
   bool b;
   if (get_bool(L, a, "count_include_pad", &b))
     ir_attr_set_bool(L->m, &at, "count_include_pad", b);
@@ -808,7 +809,7 @@ static const Builtin builtins[] = {
     {"conv2d", IR_OP_CONV2D, b_conv, "x! w! b stride padding dilation groups"},
     {"conv_transpose2d", IR_OP_CONV_TRANSPOSE2D, b_conv,
      "x! w! b stride padding dilation groups output_padding"},
-    {"max_pool2d", IR_OP_MAX_POOL2D, b_pool, "x! kernel! stride padding"},
+    {"max_pool2d", IR_OP_MAX_POOL2D, b_pool, "x! kernel! stride padding dilation"},
     {"avg_pool2d", IR_OP_AVG_POOL2D, b_pool,
      "x! kernel! stride padding count_include_pad"},
     {"upsample_nearest", IR_OP_UPSAMPLE_NEAREST, b_upsample, "x! scale size"},

@@ -359,6 +359,7 @@ static void test_builtins_attrs(void **state) {
       "    input w: f32[4, 3, 3, 3]\n"
       "    let c = conv2d(x, w, stride: 2, padding: 1)\n"
       "    output p = max_pool2d(c, 2)\n"
+      "    output pd = max_pool2d(x, 3, stride: 1, dilation: 2)\n"
       "    output s = sum(x, axis: [2, 3], keepdims: true)\n"
       "    output m = max(x, axis: 1)\n"
       "    output e = max(x, 0.0)\n"
@@ -367,6 +368,7 @@ static void test_builtins_attrs(void **state) {
       "    output r = permute(x, [0, 2, 3, 1])\n"
       "}\n");
   assert_string_equal(ret_type(fx, "forward", "p"), "f32[2,4,2,2]");
+  assert_string_equal(ret_type(fx, "forward", "pd"), "f32[2,3,4,4]");
   assert_string_equal(ret_type(fx, "forward", "s"), "f32[2,3,1,1]");
   assert_string_equal(ret_type(fx, "forward", "m"), "f32[2,8,8]");
   assert_string_equal(ret_type(fx, "forward", "e"), "f32[2,3,8,8]");
