@@ -34,6 +34,7 @@ import argparse
 import csv
 import gzip
 import json
+import math
 import os
 import re
 import struct
@@ -53,17 +54,27 @@ TRAIN_SAMPLES = 60000
 BATCH = {"fashion_mlp": 128, "fashion_cnn": 64}
 
 
-def make_optimizer(torch, name, model):
-    """The train block's optimiser and schedule.  nnc decays only params of
-    rank >= 2 (passes/optimizer.c: biases opt out), hence two groups."""
+def warmup_cosine(step, warmup, total):
+    """docs/language.md's warmup_cosine."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * min(max((step - warmup) / (total - warmup), 0), 1)))
+
+
+def make_optimizer(torch, name, model, total_steps):
+    """The train block's optimiser and schedule (stepped once per step).
+    nnc decays only params of rank >= 2 (passes/optimizer.c: biases opt
+    out), hence two groups."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     rest = [p for p in model.parameters() if p.dim() < 2]
     if name == "fashion_mlp":
         # adamw(lr: 1e-3, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 0.01)
+        # lr 1e-3 * warmup_cosine(step, warmup: 100, total: total_steps)
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
                                  {"params": rest, "weight_decay": 0.0}],
                                 lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
-        return opt, None
+        return opt, torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: warmup_cosine(s, 100, total_steps))
     # sgd(lr: 0.05, momentum: 0.9, nesterov: true, weight_decay: 5e-4)
     # lr 0.05 * step_decay(step, every: 1000, gamma: 0.5)
     opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4},
@@ -72,11 +83,11 @@ def make_optimizer(torch, name, model):
     return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=1000, gamma=0.5)
 
 
-def torch_setup(torch, name, cls, threads):
+def torch_setup(torch, name, cls, threads, total_steps):
     torch.set_num_threads(threads)
     torch.manual_seed(1)
     model = cls().train()
-    opt, sched = make_optimizer(torch, name, model)
+    opt, sched = make_optimizer(torch, name, model, total_steps)
     F = torch.nn.functional
 
     def step(x, y):
@@ -93,8 +104,8 @@ def torch_setup(torch, name, cls, threads):
 
 
 def time_torch(torch, name, cls, threads, iters, max_s):
-    step = torch_setup(torch, name, cls, threads)
     B = BATCH[name]
+    step = torch_setup(torch, name, cls, threads, TRAIN_SAMPLES // B)
     g = torch.Generator().manual_seed(1)
     batches = [(torch.randint(0, 256, (B, 28, 28), dtype=torch.uint8, generator=g),
                 torch.randint(0, 10, (B,), dtype=torch.int64, generator=g))
@@ -124,8 +135,8 @@ def epoch_torch(torch, name, cls, threads):
     """Seconds of one real epoch (shuffled full batches; data in memory)."""
     images, labels = load_fashion()
     images, labels = torch.from_numpy(images.copy()), torch.from_numpy(labels)
-    step = torch_setup(torch, name, cls, threads)
     B = BATCH[name]
+    step = torch_setup(torch, name, cls, threads, len(images) // B)
     spe = len(images) // B
     perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(1))
     t0 = time.perf_counter()
@@ -182,7 +193,7 @@ def check_same(args, torch, name, cls, tmp, steps=5):
     subprocess.run([exe, "--threads", "1", "train", "--resume", w, "--steps", str(steps),
                     "--log", log] + data, check=True, capture_output=True)
     nnc = [float(r["loss"]) for r in csv.DictReader(open(log)) if r["phase"] == "train"]
-    step = torch_setup(torch, name, cls, 1)
+    step = torch_setup(torch, name, cls, 1, steps)
     model = step.model
     params = dict(model.named_parameters())
     with torch.no_grad():

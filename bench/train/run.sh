@@ -7,8 +7,9 @@ set -e
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD_DIR:-$root/build-bench}
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DNNC_WERROR=OFF \
-  -DCMAKE_PROJECT_INCLUDE="$root/bench/train/link.cmake" >/dev/null
-cmake --build "$build" -j2 --target nnc nnrt >/dev/null
+  -UCMAKE_PROJECT_INCLUDE >/dev/null
+log="$build/bench_train_build.log"
+cmake --build "$build" -j2 --target nnc nnrt >"$log" 2>&1 || { cat "$log"; exit 1; }
 uptime
 exec /usr/bin/python3 "$root/bench/train/bench_train.py" --nnc "$build/nnc" \
   --runtime "$build/runtime" "$@"
