@@ -9,9 +9,11 @@
 #   resume     a run killed (SIGKILL) after a --save-every checkpoint and
 #              resumed gives the same file, bit for bit, as a run that was
 #              never interrupted
-#   interp     the native train_step's losses and weights after 30 steps
-#              match @train_step in the reference interpreter on the same
-#              batches (f32 tolerance)
+#   interp     the native train_step's losses, rates and weights (params,
+#              optimizer states, averages) after 30-40 steps match
+#              @train_step in the reference interpreter on the same batches
+#              (f32 tolerance): mlp_tiny (SGD, polyak) and
+#              tests/e2e/tiny_adamw.nn (AdamW, clipping, EMA, a schedule)
 #   malformed  a truncated IDX file and labels out of range: a clear
 #              error, status 1, and the checkpoint left as it was
 set -u
@@ -94,21 +96,33 @@ resume)
   [ -n "$r" ] && [ "$r" = "$f" ] || fail "the last epoch lines differ: $f"
   ;;
 interp)
-  build mlp_tiny
-  ./mlp_tiny init --seed 7 --save w0.st > /dev/null || fail "init"
-  (cd "$src" && "$tmp/mlp_tiny" train --resume "$tmp/w0.st" --steps 30 \
-     --seed 7 --log "$tmp/log.csv" --save "$tmp/native.st") > /dev/null ||
-    fail "native train"
-  "$ref" run "$src/examples/mlp_tiny.nn" "$src/examples/data/tiny.csv" w0.st \
-    30 7 ref.st > ref.txt || fail "interpreter"
-  grep '^train,' log.csv | cut -d, -f3,4 | tr ',' ' ' > nat.txt
-  awk '{ print $2, $4 }' ref.txt > int.txt
-  paste nat.txt int.txt | awk '
-    { d = $2 - $4; if (d < 0) d = -d; if ($1 != $3 || d > 1e-5 + 1e-4 * $4) bad++ }
-    NR <= 3 || bad == 1 { print "step " $1 ": native " $2 ", interpreter " $4 }
-    END { if (NR != 30) { print "rows: " NR; exit 1 }; exit bad > 0 }' ||
-    fail "losses differ"
-  "$ref" cmp native.st ref.st 1e-4 1e-6 || fail "weights differ"
+  # model file, seed, steps (the train block's steps for tiny_adamw: its lr
+  # uses total_steps)
+  for spec in "examples/mlp_tiny.nn 7 30" "tests/e2e/tiny_adamw.nn 3 40"; do
+    set -- $spec
+    name=$(basename "$1" .nn)
+    "$nnc" build "$src/$1" -o "$name" || fail "nnc build $1"
+    ./$name init --seed $2 --save w0.st > /dev/null || fail "init"
+    (cd "$src" && "$tmp/$name" train --resume "$tmp/w0.st" --steps $3 \
+       --seed $2 --log "$tmp/log.csv" --save "$tmp/native.st") > /dev/null ||
+      fail "$name: native train"
+    "$ref" run "$src/$1" "$src/examples/data/tiny.csv" w0.st $3 $2 ref.st \
+      > ref.txt || fail "$name: interpreter"
+    awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "lr") c = i }
+      $1 == "train" { print $3, $4, $c }' log.csv > nat.txt
+    awk '{ print $2, $4, $6 }' ref.txt > int.txt
+    echo "$name:"
+    paste nat.txt int.txt | awk -v n=$3 '
+      function abs(v) { return v < 0 ? -v : v }
+      { if ($1 != $4 || abs($2 - $5) > 1e-5 + 1e-4 * abs($5) ||
+            abs($3 - $6) > 1e-5 * abs($6)) bad++ }
+      NR <= 3 || NR == n || bad == 1 {
+        print "step " $1 ": native loss " $2 " lr " $3 ", interpreter " $5 " " $6 }
+      END { if (NR != n) { print "rows: " NR; exit 1 }; exit bad > 0 }' ||
+      fail "$name: losses or rates differ"
+    "$ref" cmp native.st ref.st 1e-4 1e-6 || fail "$name: weights differ"
+    rm -f log.csv native.st ref.st w0.st
+  done
   ;;
 malformed)
   build mlp_tiny
