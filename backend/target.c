@@ -7,6 +7,7 @@
 */
 #include "target.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <llvm-c/Core.h>
@@ -63,22 +64,64 @@ void cg_target_vector_shape(const char *triple, const char *cpu, const char *fea
   }
 }
 
+/* The architecture of a triple: its text up to the first '-'. */
+static size_t arch_len(const char *triple)
+{
+  const char *dash = strchr(triple, '-');
+  return dash ? (size_t)(dash - triple) : strlen(triple);
+}
+
+/* Whether triple names the host's architecture (its code can be linked
+** and run here); vendor and OS spellings vary, the architecture decides. */
+static bool is_host_triple(const char *triple)
+{
+  char *host = LLVMGetDefaultTargetTriple();
+  char *norm = LLVMNormalizeTargetTriple(triple);
+  size_t n = arch_len(host);
+  bool same = arch_len(norm) == n && strncmp(norm, host, n) == 0;
+  LLVMDisposeMessage(norm);
+  LLVMDisposeMessage(host);
+  return same;
+}
+
+/* The error message for a triple LLVM has no target for: its architecture
+** and the architectures LLVM knows (the caller names the triple). */
+static char *unknown_triple(const char *triple)
+{
+  char buf[1024];
+  size_t n = (size_t)snprintf(buf, sizeof buf, "unknown architecture '%.*s' (known:",
+                              (int)arch_len(triple), triple);
+  for (LLVMTargetRef t = LLVMGetFirstTarget(); t && n < sizeof buf; t = LLVMGetNextTarget(t))
+    n += (size_t)snprintf(buf + n, sizeof buf - n, " %s", LLVMGetTargetName(t));
+  if (n < sizeof buf)
+    snprintf(buf + n, sizeof buf - n, ")");
+  return LLVMCreateMessage(buf);
+}
+
 bool cg_target_init(CgTarget *t, const char *triple, const char *cpu,
                     const char *features, char **err)
 {
   memset(t, 0, sizeof *t);
   *err = NULL;
-  LLVMInitializeNativeTarget();
-  LLVMInitializeNativeAsmPrinter();
-  LLVMInitializeNativeAsmParser();
+  /* Every target this LLVM was built with (libLLVM-19.so holds them all),
+  ** so that --target can name any of them. */
+  LLVMInitializeAllTargetInfos();
+  LLVMInitializeAllTargets();
+  LLVMInitializeAllTargetMCs();
+  LLVMInitializeAllAsmPrinters();
+  LLVMInitializeAllAsmParsers();
   bool host = triple == NULL;
   t->triple = host ? LLVMGetDefaultTargetTriple() : LLVMCreateMessage(triple);
   t->cpu = cpu ? LLVMCreateMessage(cpu)
                : host ? LLVMGetHostCPUName() : LLVMCreateMessage("generic");
   t->features = features ? LLVMCreateMessage(features)
                          : host && !cpu ? LLVMGetHostCPUFeatures() : LLVMCreateMessage("");
+  t->is_host = host || is_host_triple(t->triple);
   LLVMTargetRef target;
-  if (LLVMGetTargetFromTriple(t->triple, &target, err)) {
+  char *msg = NULL;
+  if (LLVMGetTargetFromTriple(t->triple, &target, &msg)) {
+    LLVMDisposeMessage(msg);
+    *err = unknown_triple(t->triple);
     cg_target_free(t);
     return false;
   }

@@ -19,6 +19,7 @@ typedef struct CgTarget {
   int vec_floats;    /* floats per vector register: 16 AVX-512, 8 AVX2, 4 SSE/NEON */
   int vec_regs;      /* architectural vector registers: 32 AVX-512/NEON, 16 otherwise */
   bool has_fma;      /* fused multiply-add instructions */
+  bool is_host;      /* the host's architecture: its objects link and run here */
 } CgTarget;
 
 /* Creates the target machine (optimisation level aggressive, PIC).  A NULL
@@ -26,7 +27,11 @@ typedef struct CgTarget {
 ** its features); a NULL cpu elsewhere means "generic".  features is an
 ** LLVM feature string ("+avx2,+fma"); when NULL for a non-host CPU, the
 ** vector shape comes from a table of known CPU names.  Returns false and
-** sets *err (free with LLVMDisposeMessage) on failure. */
+** sets *err (free with LLVMDisposeMessage) on failure, e.g. for a triple
+** whose architecture LLVM has no target for.  Every target LLVM was built
+** with is initialised (not only the native one), so the triple may name
+** another architecture ("aarch64-linux-gnu"); t->is_host then is false and
+** the object cannot be linked into an executable here. */
 bool cg_target_init(CgTarget *t, const char *triple, const char *cpu,
                     const char *features, char **err);
 void cg_target_free(CgTarget *t);
