@@ -182,6 +182,12 @@ static bool write_main(EmitJob *j, const char *path, Diag *d) {
 }
 
 bool emit_link_exe(EmitJob *j, const char *obj, const char *out, Diag *d) {
+  if (j->have_tgt && !j->tgt.is_host) {
+    diag_error(d, (SrcLoc){0},
+               "cannot link an executable for target '%s' here (not the "
+               "host's architecture); use --emit=obj", j->tgt.triple);
+    return false;
+  }
   const char *rt = emit_find_runtime(&j->o, j->a);
   if (!rt) {
     diag_error(d, (SrcLoc){0},

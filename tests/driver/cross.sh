@@ -71,7 +71,7 @@ expect 1 "target 'bogus-foo-bar': unknown architecture 'bogus'" \
 
 # An executable for another architecture cannot be linked here: exit 1,
 # nothing written.
-expect 1 "" build "$tmp/ew.nn" --emit=exe --target=aarch64-linux-gnu -o "$tmp/ew-a64"
+expect 1 "cannot link an executable for target" build "$tmp/ew.nn" --emit=exe --target=aarch64-linux-gnu -o "$tmp/ew-a64"
 [ -e "$tmp/ew-a64" ] && fail "--emit=exe --target=aarch64: an executable was written"
 
 exit $status
