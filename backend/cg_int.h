@@ -185,6 +185,17 @@ CgElemFn cg_cross_entropy, cg_nll, cg_pointwise_loss, cg_soft_accuracy,
 bool cg_gemm_ok(Cg *cg, const IrNode *mm);
 int64_t cg_gemm_work(Cg *cg, const IrNode *mm);
 void cg_gemm_emit(Cg *cg, const IrNode *n, CgVal *out, CgVal *work);
+/* The plain SGEMM function (no epilogue) of that layout, defined on first
+** use; *work (when not NULL) gets its scratch floats for M, N, K.  Its
+** type is the 12-parameter CgGemmFn of gemm.h. */
+LLVMValueRef cg_sgemm_fn(Cg *cg, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                         int64_t *work);
+/* cg_vision.c: an f32 conv1d/conv2d lowered as im2col + SGEMM (planned by
+** cg_plan.c through CgVal.gemm = the conv node; cg_gemm_work and
+** cg_gemm_emit dispatch here for a non-matmul node). */
+bool cg_conv_gemm_ok(Cg *cg, const IrNode *n);
+int64_t cg_conv_gemm_work(Cg *cg, const IrNode *n);
+void cg_conv_gemm_emit(Cg *cg, const IrNode *n, CgVal *out, CgVal *work);
 /* cg_scan.c: the scan node inside the entry function. */
 void cg_scan(Cg *cg, const IrNode *n);
 CgElemFn cg_scan_elem;

@@ -381,6 +381,7 @@ static void gemm_spec(Cg *cg, const GemmLayout *l, bool bias, bool relu,
 }
 
 int64_t cg_gemm_work(Cg *cg, const IrNode *mm) {
+  if (mm->op != IR_OP_MATMUL) return cg_conv_gemm_work(cg, mm);
   GemmLayout l;
   GemmSpec s;
   char name[64];
@@ -389,6 +390,21 @@ int64_t cg_gemm_work(Cg *cg, const IrNode *mm) {
   gemm_spec(cg, &l, false, false, &s, name, sizeof name);
   mm_shape(mm, &g);
   return cg_gemm_work_floats(&s, g.N, g.M, g.K, 2);
+}
+
+LLVMValueRef cg_sgemm_fn(Cg *cg, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                         int64_t *work) {
+  GemmLayout l = {.ta = ta, .tb = tb};
+  GemmSpec s;
+  char name[64];
+  gemm_spec(cg, &l, false, false, &s, name, sizeof name);
+  if (work) *work = cg_gemm_work_floats(&s, M, N, K, 2);
+  LLVMValueRef gf = LLVMGetNamedFunction(cg->mod, name);
+  if (!gf) {
+    gf = cg_gemm_define(cg->mod, NULL, &s);
+    LLVMSetLinkage(gf, LLVMInternalLinkage);
+  }
+  return gf;
 }
 
 /* Element offset of batch bt in operand t (batch dims broadcast). */
@@ -407,6 +423,10 @@ static LLVMValueRef batch_off(Cg *cg, const MM *g, const IrType *t, const int64_
 ** one): a loop over the batch calling the SGEMM, called from the entry. */
 void cg_gemm_emit(Cg *cg, const IrNode *n, CgVal *out, CgVal *work) {
   const IrNode *mm = out->gemm;
+  if (mm->op != IR_OP_MATMUL) {
+    cg_conv_gemm_emit(cg, n, out, work);
+    return;
+  }
   GemmLayout l;
   GemmSpec s;
   MM g;

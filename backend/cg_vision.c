@@ -8,6 +8,8 @@
 ** element and are masked (select), so every load is in bounds.
 */
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "cg_int.h"
 
@@ -375,4 +377,224 @@ void cg_conv_kernel(Cg *cg, const IrNode *n, LLVMValueRef begin, LLVMValueRef en
   cg_loop_end(cg, &lh);
   cg_loop_end(cg, &lc);
   cg_loop_end(cg, &lr);
+}
+
+/* ------------------------------------------------- im2col + SGEMM (f32) */
+
+/* An f32 conv1d/conv2d with one group over materialised operands, as
+** out[n] (O × P, P = OH·OW) = W (O × CKK) · col (CKK × P) per sample,
+** col[(c·KH + kh)·KW + kw][oh·OW + ow] = x[n, c, ih, iw] (0 outside the
+** image) built in scratch.  The bias is written into out[n] first and the
+** SGEMM accumulates (beta 1).  Samples are split into up to CONV_CHUNKS
+** chunks run by nnrt_parallel_for, each with its own col buffer and SGEMM
+** work (the SGEMM's own parallel loop then runs serially); a single chunk
+** calls the body directly so the SGEMM parallelises over O. */
+enum { CONV_CHUNKS = 4 };
+
+typedef struct ConvGemm {
+  Geo g;
+  int64_t OH, OW, P, CKK, lda, nch, colf, workf;
+} ConvGemm;
+
+/* The weight as an O × CKK row-major matrix: its leading stride, or -1. */
+static int64_t weight_lda(const CgVal *w, const IrType *t) {
+  int64_t st = 1;
+  for (int k = t->rank - 1; k >= 1; k--) {
+    if (w->st[k] != st && t->dim[k] != 1) return -1;
+    st *= t->dim[k];
+  }
+  return t->dim[0] == 1 ? st : w->st[0] >= st ? w->st[0] : -1;
+}
+
+static bool conv_gemm_geo(Cg *cg, const IrNode *n, ConvGemm *cv) {
+  const IrType *yt = &n->res[0]->type;
+  if (yt->dtype != DT_F32 || n->args[0]->type.dtype != DT_F32 ||
+      n->args[1]->type.dtype != DT_F32 || ir_attr_int(&n->attrs, "groups", 1) != 1)
+    return false;
+  for (int i = 0; i < n->nargs; i++)
+    if (cg_val(cg, n->args[i])->inl) return false;
+  CgVal *y = cg_val(cg, n->res[0]);
+  if (y->inl || y->kind == CGB_VIEW) return false;
+  conv_geo(n, &cv->g);
+  cv->g.O = n->args[1]->type.dim[0];
+  cv->OH = cv->g.sr == 2 ? yt->dim[2] : 1;
+  cv->OW = yt->dim[cv->g.sr + 1];
+  cv->P = cv->OH * cv->OW;
+  cv->CKK = cv->g.C * cv->g.KH * cv->g.KW;
+  cv->lda = weight_lda(cg_val(cg, n->args[1]), &n->args[1]->type);
+  if (cv->lda < 0 || cv->P == 0 || cv->CKK == 0 || cv->g.O == 0 || cv->g.N == 0)
+    return false;
+  if (n->nargs > 2) {
+    const CgVal *bv = cg_val(cg, n->args[2]);
+    if (n->args[2]->type.dtype != DT_F32 || (cv->g.O > 1 && bv->st[0] != 1)) return false;
+  }
+  cv->nch = cv->g.N < CONV_CHUNKS ? cv->g.N : CONV_CHUNKS;
+  cv->colf = (cv->CKK * cv->P + 15) & ~(int64_t)15;
+  cg_sgemm_fn(cg, false, false, cv->g.O, cv->P, cv->CKK, &cv->workf);
+  cv->workf = (cv->workf + 15) & ~(int64_t)15;
+  return true;
+}
+
+bool cg_conv_gemm_ok(Cg *cg, const IrNode *n) {
+  ConvGemm cv;
+  return conv_gemm_geo(cg, n, &cv);
+}
+
+int64_t cg_conv_gemm_work(Cg *cg, const IrNode *n) {
+  ConvGemm cv;
+  NNC_ASSERT(conv_gemm_geo(cg, n, &cv));
+  return cv.nch * (cv.colf + cv.workf);
+}
+
+static LLVMValueRef fgep(Cg *cg, LLVMValueRef p, LLVMValueRef i) {
+  return LLVMBuildInBoundsGEP2(cg->b, cg->f32, p, &i, 1, "");
+}
+
+/* for (i = lo; i < hi; i++) p[i] = 0 */
+static void zero_range(Cg *cg, LLVMValueRef p, LLVMValueRef lo, LLVMValueRef hi) {
+  CgLoop l;
+  LLVMValueRef i = cg_loop_begin(cg, &l, lo, hi);
+  LLVMBuildStore(cg->b, LLVMConstReal(cg->f32, 0), fgep(cg, p, i));
+  cg_loop_end(cg, &l);
+}
+
+/* col (CKK × P) of sample nn from x (element strides xs). */
+static void emit_im2col(Cg *cg, const ConvGemm *cv, const int64_t *xs, LLVMValueRef x,
+                        LLVMValueRef nn, LLVMValueRef col) {
+  const Geo *g = &cv->g;
+  LLVMBuilderRef b = cg->b;
+  int64_t sH = g->sr == 2 ? xs[2] : 0, sW = xs[g->sr + 1];
+  CgLoop lc, lh, lw, lo, lx;
+  LLVMValueRef xn = fgep(cg, x, MUL(nn, I(xs[0])));
+  LLVMValueRef c = cg_loop_begin(cg, &lc, I(0), I(g->C));
+  LLVMValueRef xc = fgep(cg, xn, MUL(c, I(xs[1])));
+  LLVMValueRef kh = cg_loop_begin(cg, &lh, I(0), I(g->KH));
+  LLVMValueRef kw = cg_loop_begin(cg, &lw, I(0), I(g->KW));
+  LLVMValueRef r = ADD(MUL(ADD(MUL(c, I(g->KH)), kh), I(g->KW)), kw);
+  LLVMValueRef crow = fgep(cg, col, MUL(r, I(cv->P)));
+  /* ow in [owl, owh): 0 <= ow*sw - pw + kw*dw < W */
+  LLVMValueRef t = SUB(I(g->pw), MUL(kw, I(g->dw)));
+  LLVMValueRef owl = smin(cg, I(cv->OW), smax(cg, I(0), ceil_div(cg, t, g->sw)));
+  LLVMValueRef owh = smin(cg, I(cv->OW), ADD(floor_div(cg, ADD(t, I(g->W - 1)), g->sw), I(1)));
+  owh = smax(cg, owh, owl);
+  LLVMValueRef oh = cg_loop_begin(cg, &lo, I(0), I(cv->OH));
+  LLVMValueRef ih = ADD(SUB(MUL(oh, I(g->sh)), I(g->ph)), MUL(kh, I(g->dh))), ihs;
+  LLVMValueRef okh = in_range(cg, ih, g->H, &ihs);
+  LLVMValueRef lo_ = LLVMBuildSelect(b, okh, owl, I(cv->OW), "");
+  LLVMValueRef hi_ = LLVMBuildSelect(b, okh, owh, I(cv->OW), "");
+  LLVMValueRef orow = fgep(cg, crow, MUL(oh, I(cv->OW)));
+  zero_range(cg, orow, I(0), lo_);
+  LLVMValueRef xr = fgep(cg, xc, MUL(ihs, I(sH)));
+  LLVMValueRef ow = cg_loop_begin(cg, &lx, lo_, hi_);
+  LLVMValueRef iw = ADD(SUB(MUL(ow, I(g->sw)), I(g->pw)), MUL(kw, I(g->dw)));
+  LLVMValueRef v = LLVMBuildLoad2(b, cg->f32, fgep(cg, xr, MUL(iw, I(sW))), "");
+  LLVMBuildStore(b, v, fgep(cg, orow, ow));
+  cg_loop_end(cg, &lx);
+  zero_range(cg, orow, hi_, I(cv->OW));
+  cg_loop_end(cg, &lo);
+  cg_loop_end(cg, &lw);
+  cg_loop_end(cg, &lh);
+  cg_loop_end(cg, &lc);
+}
+
+static void add_fn_attrs(Cg *cg, LLVMValueRef f) {
+  const char *attrs[2] = {"noinline", "nounwind"};
+  for (int a = 0; a < 2; a++)
+    LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
+                            LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName(attrs[a], strlen(attrs[a])), 0));
+}
+
+/* The body over chunks [begin, end): ctx points at {y, x, w, bias, work}. */
+static LLVMValueRef conv_gemm_body(Cg *cg, const IrNode *n, const ConvGemm *cv,
+                                   const char *name) {
+  const Geo *g = &cv->g;
+  LLVMTypeRef bp[3] = {cg->i64, cg->i64, cg->ptr};
+  LLVMValueRef f = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->vd, bp, 3, false));
+  LLVMSetLinkage(f, LLVMInternalLinkage);
+  add_fn_attrs(cg, f);
+  LLVMBuilderRef b = cg->b;
+  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(cg->ctx, f, "entry"));
+  LLVMValueRef p[5];
+  for (int i = 0; i < 5; i++) {
+    LLVMValueRef ii = I(i);
+    p[i] = LLVMBuildLoad2(b, cg->ptr, LLVMBuildInBoundsGEP2(b, cg->ptr, LLVMGetParam(f, 2), &ii, 1, ""), "");
+  }
+  LLVMValueRef gf = cg_sgemm_fn(cg, false, false, cv->g.O, cv->P, cv->CKK, NULL);
+  LLVMTypeRef gp[12] = {cg->i64, cg->i64, cg->i64, cg->ptr, cg->i64, cg->ptr,
+                        cg->i64, cg->ptr, cg->i64, cg->f32, cg->ptr, cg->ptr};
+  LLVMTypeRef gty = LLVMFunctionType(cg->vd, gp, 12, false);
+  const CgVal *xv = cg_val(cg, n->args[0]), *bv = n->nargs > 2 ? cg_val(cg, n->args[2]) : NULL;
+  CgLoop lk, ls, lo, lp;
+  LLVMValueRef k = cg_loop_begin(cg, &lk, LLVMGetParam(f, 0), LLVMGetParam(f, 1));
+  LLVMValueRef col = fgep(cg, p[4], MUL(k, I(cv->colf + cv->workf)));
+  LLVMValueRef work = fgep(cg, col, I(cv->colf));
+  LLVMValueRef s0 = LLVMBuildSDiv(b, MUL(k, I(g->N)), I(cv->nch), "");
+  LLVMValueRef s1 = LLVMBuildSDiv(b, MUL(ADD(k, I(1)), I(g->N)), I(cv->nch), "");
+  LLVMValueRef nn = cg_loop_begin(cg, &ls, s0, s1);
+  emit_im2col(cg, cv, xv->st, p[1], nn, col);
+  LLVMValueRef yn = fgep(cg, p[0], MUL(nn, I(g->O * cv->P)));
+  if (bv) {
+    LLVMValueRef o = cg_loop_begin(cg, &lo, I(0), I(g->O));
+    LLVMValueRef bias = LLVMBuildLoad2(b, cg->f32, fgep(cg, p[3], MUL(o, I(bv->st[0]))), "");
+    LLVMValueRef yo = fgep(cg, yn, MUL(o, I(cv->P)));
+    LLVMValueRef q = cg_loop_begin(cg, &lp, I(0), I(cv->P));
+    LLVMBuildStore(b, bias, fgep(cg, yo, q));
+    cg_loop_end(cg, &lp);
+    cg_loop_end(cg, &lo);
+  }
+  LLVMValueRef args[12] = {I(g->O), I(cv->P), I(cv->CKK), p[2], I(cv->lda),
+                           col, I(cv->P), yn, I(cv->P),
+                           LLVMConstReal(cg->f32, bv ? 1 : 0), LLVMConstNull(cg->ptr), work};
+  LLVMBuildCall2(b, gty, gf, args, 12, "");
+  cg_loop_end(cg, &ls);
+  cg_loop_end(cg, &lk);
+  LLVMBuildRetVoid(b);
+  return f;
+}
+
+void cg_conv_gemm_emit(Cg *cg, const IrNode *n, CgVal *out, CgVal *work) {
+  ConvGemm cv;
+  NNC_ASSERT(conv_gemm_geo(cg, n, &cv));
+  char bname[96], kname[96];
+  snprintf(bname, sizeof bname, "k%d_%s_gemm_body", n->id, ir_op_info[n->op].name);
+  snprintf(kname, sizeof kname, "k%d_%s_gemm", n->id, ir_op_info[n->op].name);
+  if (LLVMGetNamedFunction(cg->mod, kname)) {
+    size_t l = strlen(bname);
+    snprintf(bname + l, sizeof bname - l, ".%s", cg->fname);
+    l = strlen(kname);
+    snprintf(kname + l, sizeof kname - l, ".%s", cg->fname);
+  }
+  LLVMValueRef body = conv_gemm_body(cg, n, &cv, bname);
+  LLVMTypeRef bp[3] = {cg->i64, cg->i64, cg->ptr};
+  LLVMTypeRef bty = LLVMFunctionType(cg->vd, bp, 3, false);
+  LLVMTypeRef kp[5] = {cg->ptr, cg->ptr, cg->ptr, cg->ptr, cg->ptr};
+  LLVMTypeRef kty = LLVMFunctionType(cg->vd, kp, 5, false);
+  LLVMValueRef kf = LLVMAddFunction(cg->mod, kname, kty);
+  LLVMSetLinkage(kf, LLVMInternalLinkage);
+  add_fn_attrs(cg, kf);
+  LLVMBuilderRef b = cg->b;
+  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(cg->ctx, kf, "entry"));
+  LLVMValueRef ctx = LLVMBuildAlloca(b, LLVMArrayType(cg->ptr, 5), "ctx");
+  for (int i = 0; i < 5; i++) {
+    LLVMValueRef ii = I(i);
+    LLVMBuildStore(b, LLVMGetParam(kf, (unsigned)i),
+                   LLVMBuildInBoundsGEP2(b, cg->ptr, ctx, &ii, 1, ""));
+  }
+  if (cv.nch > 1) {
+    LLVMValueRef pf = LLVMGetNamedFunction(cg->mod, "nnrt_parallel_for");
+    LLVMTypeRef pp[3] = {cg->i64, cg->ptr, cg->ptr};
+    LLVMTypeRef pty = LLVMFunctionType(cg->vd, pp, 3, false);
+    if (!pf) pf = LLVMAddFunction(cg->mod, "nnrt_parallel_for", pty);
+    LLVMValueRef a[3] = {I(cv.nch), body, ctx};
+    LLVMBuildCall2(b, pty, pf, a, 3, "");
+  } else {
+    LLVMValueRef a[3] = {I(0), I(1), ctx};
+    LLVMBuildCall2(b, bty, body, a, 3, "");
+  }
+  LLVMBuildRetVoid(b);
+  LLVMValueRef i = cg_i64(cg, work->off);
+  LLVMValueRef wp = LLVMBuildInBoundsGEP2(cg->eb, cg->i8, cg->earena, &i, 1, "");
+  LLVMValueRef cargs[5] = {out->ptr, cg_val(cg, n->args[0])->ptr, cg_val(cg, n->args[1])->ptr,
+                           n->nargs > 2 ? cg_val(cg, n->args[2])->ptr : LLVMConstNull(cg->ptr), wp};
+  LLVMBuildCall2(cg->eb, kty, kf, cargs, 5, "");
 }
