@@ -23,7 +23,7 @@ work: the nnc executable's `init` weights are loaded into the PyTorch
 model, both train K steps on the same batch of Fashion-MNIST (the
 executable with that batch as its whole data set, so every step sees it,
 shuffled, and the mean loss and its gradient do not depend on the order),
-and the K losses must agree within a relative 1e-3.
+and the K losses must agree within a relative 1e-2.
 
     /usr/bin/python3 bench/train/bench_train.py --nnc build-bench/nnc \
         [--threads 1,2] [--iters 20] [--epoch fashion_mlp:1] [--torch-only]
@@ -296,7 +296,7 @@ def main():
                       "nnc %s torch %s, max rel. difference %.1e" % (
                           name, " ".join("%.4f" % v for v in nnc),
                           " ".join("%.4f" % v for v in ref), d))
-                if not d <= 1e-3:
+                if not d <= 1e-2:
                     raise SystemExit("check failed: nnc and PyTorch do not compute the same step")
         print("%-12s %7s %12s %12s %7s %12s %12s" % (
             "model", "threads", "nnc ms/step", "torch ms/step", "ratio",
