@@ -141,7 +141,8 @@ static bool view_of(Cg *cg, const IrNode *n, CgVal *c) {
 static void gemm_fuse(Cg *cg, const IrBlock *b, const IrNode **consumer) {
   for (const IrNode *n = b->first; n; n = n->next) {
     if (n->body) gemm_fuse(cg, n->body, consumer);
-    if ((n->op == IR_OP_CONV2D || n->op == IR_OP_CONV1D) && cg_conv_gemm_ok(cg, n)) {
+    if ((n->op == IR_OP_CONV2D || n->op == IR_OP_CONV1D ||
+         n->op == IR_OP_CONV_TRANSPOSE2D) && cg_conv_gemm_ok(cg, n)) {
       cg_val(cg, n->res[0])->gemm = n; /* im2col + SGEMM */
       continue;
     }

@@ -5,7 +5,10 @@
 ** taps), conv_transpose2d as the adjoint (gathering the taps whose stride
 ** divides), max/avg pooling, nearest and bilinear upsampling, pixel
 ** shuffle and unshuffle.  Taps outside the input read an in-range
-** element and are masked (select), so every load is in bounds.
+** element and are masked (select), so every load is in bounds.  f32
+** convolutions with one group over materialised operands go instead to
+** the packed SGEMM: im2col + SGEMM for conv1d/conv2d, SGEMM + col2im for
+** conv_transpose2d (cg_conv_gemm_emit, at the end).
 */
 #include <math.h>
 #include <stdio.h>
@@ -381,7 +384,11 @@ void cg_conv_kernel(Cg *cg, const IrNode *n, LLVMValueRef begin, LLVMValueRef en
 
 /* ------------------------------------------------- im2col + SGEMM (f32) */
 
-/* An f32 conv1d/conv2d with one group over materialised operands, as
+/* conv_transpose2d (x[n] a C × HW matrix, w [C, O·KH·KW]) is col (O·KH·KW
+** × HW) = wᵀ · x[n] by the SGEMM (A transposed), then col2im adds col into
+** out[n] filled with the bias.
+**
+** An f32 conv1d/conv2d with one group over materialised operands, as
 ** out[n] (O × P, P = OH·OW) = W (O × CKK) · col (CKK × P) per sample,
 ** col[(c·KH + kh)·KW + kw][oh·OW + ow] = x[n, c, ih, iw] (0 outside the
 ** image) built in scratch.  The bias is written into out[n] first and the
@@ -393,7 +400,8 @@ enum { CONV_CHUNKS = 4 };
 
 typedef struct ConvGemm {
   Geo g;
-  int64_t OH, OW, P, CKK, lda, nch, colf, workf;
+  bool tr;                /* conv_transpose2d: SGEMM, then col2im */
+  int64_t OH, OW, P, CKK, lda, ldx, nch, colf, workf;
 } ConvGemm;
 
 /* The weight as an O × CKK row-major matrix: its leading stride, or -1. */
@@ -407,30 +415,44 @@ static int64_t weight_lda(const CgVal *w, const IrType *t) {
 }
 
 static bool conv_gemm_geo(Cg *cg, const IrNode *n, ConvGemm *cv) {
-  const IrType *yt = &n->res[0]->type;
-  if (yt->dtype != DT_F32 || n->args[0]->type.dtype != DT_F32 ||
+  const IrType *yt = &n->res[0]->type, *xt = &n->args[0]->type;
+  if (yt->dtype != DT_F32 || xt->dtype != DT_F32 ||
       n->args[1]->type.dtype != DT_F32 || ir_attr_int(&n->attrs, "groups", 1) != 1)
     return false;
   for (int i = 0; i < n->nargs; i++)
     if (cg_val(cg, n->args[i])->inl) return false;
   CgVal *y = cg_val(cg, n->res[0]);
   if (y->inl || y->kind == CGB_VIEW) return false;
+  cv->tr = n->op == IR_OP_CONV_TRANSPOSE2D;
   conv_geo(n, &cv->g);
-  cv->g.O = n->args[1]->type.dim[0];
+  cv->g.O = n->args[1]->type.dim[cv->tr ? 1 : 0];
   cv->OH = cv->g.sr == 2 ? yt->dim[2] : 1;
   cv->OW = yt->dim[cv->g.sr + 1];
   cv->P = cv->OH * cv->OW;
-  cv->CKK = cv->g.C * cv->g.KH * cv->g.KW;
+  cv->CKK = (cv->tr ? cv->g.O : cv->g.C) * cv->g.KH * cv->g.KW;
   cv->lda = weight_lda(cg_val(cg, n->args[1]), &n->args[1]->type);
-  if (cv->lda < 0 || cv->P == 0 || cv->CKK == 0 || cv->g.O == 0 || cv->g.N == 0)
+  if (cv->lda < 0 || cv->P == 0 || cv->CKK == 0 || cv->g.O == 0 || cv->g.N == 0 ||
+      cv->g.C == 0)
     return false;
   if (n->nargs > 2) {
     const CgVal *bv = cg_val(cg, n->args[2]);
     if (n->args[2]->type.dtype != DT_F32 || (cv->g.O > 1 && bv->st[0] != 1)) return false;
   }
   cv->nch = cv->g.N < CONV_CHUNKS ? cv->g.N : CONV_CHUNKS;
-  cv->colf = (cv->CKK * cv->P + 15) & ~(int64_t)15;
-  cg_sgemm_fn(cg, false, false, cv->g.O, cv->P, cv->CKK, &cv->workf);
+  if (cv->tr) {
+    /* x[n] as a C × HW matrix: the spatial dims contiguous */
+    const int64_t *xs = cg_val(cg, n->args[0])->st;
+    int64_t HW = cv->g.H * cv->g.W;
+    if ((xs[3] != 1 && cv->g.W != 1) || (xs[2] != cv->g.W && cv->g.H != 1) || HW == 0)
+      return false;
+    cv->ldx = cv->g.C == 1 ? HW : xs[1];
+    if (cv->ldx < HW) return false;
+    cv->colf = (cv->CKK * HW + 15) & ~(int64_t)15;
+    cg_sgemm_fn(cg, true, false, cv->CKK, HW, cv->g.C, &cv->workf);
+  } else {
+    cv->colf = (cv->CKK * cv->P + 15) & ~(int64_t)15;
+    cg_sgemm_fn(cg, false, false, cv->g.O, cv->P, cv->CKK, &cv->workf);
+  }
   cv->workf = (cv->workf + 15) & ~(int64_t)15;
   return true;
 }
@@ -497,6 +519,42 @@ static void emit_im2col(Cg *cg, const ConvGemm *cv, const int64_t *xs, LLVMValue
   cg_loop_end(cg, &lc);
 }
 
+/* y[n] (O × P) += col2im(col) for conv_transpose2d: col row (o, kh, kw)
+** holds, at input position (ih, iw), the contribution to y[n, o, ih·sh -
+** ph + kh·dh, iw·sw - pw + kw·dw] (dropped outside the output). */
+static void emit_col2im(Cg *cg, const ConvGemm *cv, LLVMValueRef yn, LLVMValueRef col) {
+  const Geo *g = &cv->g;
+  LLVMBuilderRef b = cg->b;
+  CgLoop lc, lh, lw, li, lx;
+  LLVMValueRef o = cg_loop_begin(cg, &lc, I(0), I(g->O));
+  LLVMValueRef yo = fgep(cg, yn, MUL(o, I(cv->P)));
+  LLVMValueRef kh = cg_loop_begin(cg, &lh, I(0), I(g->KH));
+  LLVMValueRef kw = cg_loop_begin(cg, &lw, I(0), I(g->KW));
+  LLVMValueRef r = ADD(MUL(ADD(MUL(o, I(g->KH)), kh), I(g->KW)), kw);
+  LLVMValueRef crow = fgep(cg, col, MUL(r, I(g->H * g->W)));
+  /* iw in [iwl, iwh): 0 <= iw*sw - pw + kw*dw < OW */
+  LLVMValueRef t = SUB(I(g->pw), MUL(kw, I(g->dw)));
+  LLVMValueRef iwl = smin(cg, I(g->W), smax(cg, I(0), ceil_div(cg, t, g->sw)));
+  LLVMValueRef iwh = smin(cg, I(g->W), ADD(floor_div(cg, ADD(t, I(cv->OW - 1)), g->sw), I(1)));
+  iwh = smax(cg, iwh, iwl);
+  LLVMValueRef ih = cg_loop_begin(cg, &li, I(0), I(g->H));
+  LLVMValueRef oh = ADD(SUB(MUL(ih, I(g->sh)), I(g->ph)), MUL(kh, I(g->dh))), ohs;
+  LLVMValueRef okh = in_range(cg, oh, cv->OH, &ohs);
+  LLVMValueRef hi_ = LLVMBuildSelect(b, okh, iwh, iwl, "");
+  LLVMValueRef irow = fgep(cg, crow, MUL(ih, I(g->W)));
+  LLVMValueRef yr = fgep(cg, yo, MUL(ohs, I(cv->OW)));
+  LLVMValueRef iw = cg_loop_begin(cg, &lx, iwl, hi_);
+  LLVMValueRef ow = ADD(SUB(MUL(iw, I(g->sw)), I(g->pw)), MUL(kw, I(g->dw)));
+  LLVMValueRef ya = fgep(cg, yr, ow);
+  LLVMValueRef v = LLVMBuildLoad2(b, cg->f32, fgep(cg, irow, iw), "");
+  LLVMBuildStore(b, LLVMBuildFAdd(b, LLVMBuildLoad2(b, cg->f32, ya, ""), v, ""), ya);
+  cg_loop_end(cg, &lx);
+  cg_loop_end(cg, &li);
+  cg_loop_end(cg, &lw);
+  cg_loop_end(cg, &lh);
+  cg_loop_end(cg, &lc);
+}
+
 static void add_fn_attrs(Cg *cg, LLVMValueRef f) {
   const char *attrs[2] = {"noinline", "nounwind"};
   for (int a = 0; a < 2; a++)
@@ -519,7 +577,8 @@ static LLVMValueRef conv_gemm_body(Cg *cg, const IrNode *n, const ConvGemm *cv,
     LLVMValueRef ii = I(i);
     p[i] = LLVMBuildLoad2(b, cg->ptr, LLVMBuildInBoundsGEP2(b, cg->ptr, LLVMGetParam(f, 2), &ii, 1, ""), "");
   }
-  LLVMValueRef gf = cg_sgemm_fn(cg, false, false, cv->g.O, cv->P, cv->CKK, NULL);
+  LLVMValueRef gf = cv->tr ? cg_sgemm_fn(cg, true, false, cv->CKK, g->H * g->W, g->C, NULL)
+                           : cg_sgemm_fn(cg, false, false, g->O, cv->P, cv->CKK, NULL);
   LLVMTypeRef gp[12] = {cg->i64, cg->i64, cg->i64, cg->ptr, cg->i64, cg->ptr,
                         cg->i64, cg->ptr, cg->i64, cg->f32, cg->ptr, cg->ptr};
   LLVMTypeRef gty = LLVMFunctionType(cg->vd, gp, 12, false);
@@ -531,21 +590,32 @@ static LLVMValueRef conv_gemm_body(Cg *cg, const IrNode *n, const ConvGemm *cv,
   LLVMValueRef s0 = LLVMBuildSDiv(b, MUL(k, I(g->N)), I(cv->nch), "");
   LLVMValueRef s1 = LLVMBuildSDiv(b, MUL(ADD(k, I(1)), I(g->N)), I(cv->nch), "");
   LLVMValueRef nn = cg_loop_begin(cg, &ls, s0, s1);
-  emit_im2col(cg, cv, xv->st, p[1], nn, col);
+  if (!cv->tr) emit_im2col(cg, cv, xv->st, p[1], nn, col);
   LLVMValueRef yn = fgep(cg, p[0], MUL(nn, I(g->O * cv->P)));
-  if (bv) {
+  if (bv || cv->tr) {
     LLVMValueRef o = cg_loop_begin(cg, &lo, I(0), I(g->O));
-    LLVMValueRef bias = LLVMBuildLoad2(b, cg->f32, fgep(cg, p[3], MUL(o, I(bv->st[0]))), "");
+    LLVMValueRef bias = bv ? LLVMBuildLoad2(b, cg->f32, fgep(cg, p[3], MUL(o, I(bv->st[0]))), "")
+                           : LLVMConstReal(cg->f32, 0);
     LLVMValueRef yo = fgep(cg, yn, MUL(o, I(cv->P)));
     LLVMValueRef q = cg_loop_begin(cg, &lp, I(0), I(cv->P));
     LLVMBuildStore(b, bias, fgep(cg, yo, q));
     cg_loop_end(cg, &lp);
     cg_loop_end(cg, &lo);
   }
-  LLVMValueRef args[12] = {I(g->O), I(cv->P), I(cv->CKK), p[2], I(cv->lda),
-                           col, I(cv->P), yn, I(cv->P),
-                           LLVMConstReal(cg->f32, bv ? 1 : 0), LLVMConstNull(cg->ptr), work};
-  LLVMBuildCall2(b, gty, gf, args, 12, "");
+  if (cv->tr) {
+    int64_t HW = g->H * g->W;
+    LLVMValueRef xn = fgep(cg, p[1], MUL(nn, I(xv->st[0])));
+    LLVMValueRef args[12] = {I(cv->CKK), I(HW), I(g->C), p[2], I(cv->lda),
+                             xn, I(cv->ldx), col, I(HW),
+                             LLVMConstReal(cg->f32, 0), LLVMConstNull(cg->ptr), work};
+    LLVMBuildCall2(b, gty, gf, args, 12, "");
+    emit_col2im(cg, cv, yn, col);
+  } else {
+    LLVMValueRef args[12] = {I(g->O), I(cv->P), I(cv->CKK), p[2], I(cv->lda),
+                             col, I(cv->P), yn, I(cv->P),
+                             LLVMConstReal(cg->f32, bv ? 1 : 0), LLVMConstNull(cg->ptr), work};
+    LLVMBuildCall2(b, gty, gf, args, 12, "");
+  }
   cg_loop_end(cg, &ls);
   cg_loop_end(cg, &lk);
   LLVMBuildRetVoid(b);

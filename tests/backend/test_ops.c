@@ -434,14 +434,17 @@ static const char conv_nnir[] =
 ** batch 1, 3 and 5 (uneven sample chunks), 1 and 5 channels, bias or
 ** not, stride, padding wider than the kernel reach (whole col rows of
 ** zeros), dilation, an input that is a strided view (transpose) and a
-** weight that is one (not row-major: the direct kernel). */
+** weight that is one (not row-major: the direct kernel); conv_transpose2d
+** with one group (SGEMM + col2im) with stride, padding, dilation,
+** output_padding and bias, and over a transposed input. */
 static const char conv_gemm_nnir[] =
     "module @t\n"
     "func @convg(%a: f32[1,1,11,9], %wa: f32[3,1,5,5], %ba: f32[3], %x: f32[3,5,13,9], "
     "%w: f32[7,5,3,3], %b: f32[7], %s: f32[5,5,19], %ws: f32[4,5,3], %bs: f32[4], "
-    "%t: f32[5,3,13,9], %wt: f32[5,7,3,3]) -> (a: f32[1,3,7,5], b: f32[1,3,5,4], "
+    "%t: f32[5,3,13,9], %wt: f32[5,7,3,3], %wtr: f32[5,4,3,3], %btr: f32[4], "
+    "%wa2: f32[1,3,5,5]) -> (a: f32[1,3,7,5], b: f32[1,3,5,4], "
     "c: f32[3,7,5,3], d: f32[5,4,7], e: f32[5,4,23], f: f32[3,7,11,7], g: f32[3,5,11,7], "
-    "h: f32[3,7,19,15]) {\n"
+    "h: f32[3,7,19,15], i: f32[3,4,28,23], j: f32[1,3,15,13], k: f32[3,4,15,11]) {\n"
     "  %0 = conv2d %a, %wa, %ba : f32[1,3,7,5]\n"
     "  %1 = conv2d %a, %wa {stride = [2, 2], padding = [1, 1]} : f32[1,3,5,4]\n"
     "  %2 = conv2d %x, %w, %b {stride = [3, 2], padding = [2, 1], dilation = [2, 3]} : f32[3,7,5,3]\n"
@@ -453,7 +456,11 @@ static const char conv_gemm_nnir[] =
     "  %8 = conv2d %x, %7 : f32[3,7,11,7]\n"
     "  %9 = slice %8 {axis = 1, start = 0, end = 5} : f32[3,5,11,7]\n"
     "  %10 = conv2d %x, %w, %b {padding = [4, 4]} : f32[3,7,19,15]\n"
-    "  return %0, %1, %2, %3, %4, %6, %9, %10\n"
+    "  %11 = conv_transpose2d %x, %wtr, %btr {stride = [2, 3], padding = [1, 2], "
+    "dilation = [2, 1], output_padding = [1, 0]} : f32[3,4,28,23]\n"
+    "  %12 = conv_transpose2d %a, %wa2 : f32[1,3,15,13]\n"
+    "  %13 = conv_transpose2d %5, %wtr {padding = [0, 0]} : f32[3,4,15,11]\n"
+    "  return %0, %1, %2, %3, %4, %6, %9, %10, %11, %12, %13\n"
     "}\n";
 
 static void test_ops_vision(void **state) {
