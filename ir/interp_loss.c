@@ -76,7 +76,7 @@ static int64_t row_argmax(const double *row, int64_t C) {
 ** e = label_smoothing (0). */
 bool interp_run_cross_entropy(Interp *in, const IrNode *n, Ten *const *x,
                               Ten *y) {
-  int64_t P, C, l;
+  int64_t P = 0, C = 0, l = 0;
   if (!class_geom(in, n, x[0], x[1], &P, &C)) return false;
   double eps = ir_attr_float(&n->attrs, "label_smoothing", 0), s = 0;
   for (int64_t i = 0; i < P; i++) {
@@ -93,7 +93,7 @@ bool interp_run_cross_entropy(Interp *in, const IrNode *n, Ten *const *x,
 
 /* nll: mean of -logp[y]. */
 bool interp_run_nll(Interp *in, const IrNode *n, Ten *const *x, Ten *y) {
-  int64_t P, C, l;
+  int64_t P = 0, C = 0, l = 0;
   if (!class_geom(in, n, x[0], x[1], &P, &C)) return false;
   double s = 0;
   for (int64_t i = 0; i < P; i++) {
@@ -142,14 +142,14 @@ bool interp_run_soft_accuracy(Interp *in, const IrNode *n, Ten *const *x,
   double s = 0;
   if (is_binary(x[0], x[1])) {
     for (int64_t i = 0; i < x[1]->n; i++) {
-      double t, p = interp_sigmoid(x[0]->d[i]);
+      double t = 0, p = interp_sigmoid(x[0]->d[i]);
       if (!binary_at(in, n, x[1], i, true, &t)) return false;
       s += t * p + (1 - t) * (1 - p);
     }
     y->d[0] = 1 - s / (double)x[1]->n;
     return true;
   }
-  int64_t P, C, l;
+  int64_t P = 0, C = 0, l = 0;
   if (!class_geom(in, n, x[0], x[1], &P, &C)) return false;
   for (int64_t i = 0; i < P; i++) {
     const double *row = x[0]->d + i * C;
@@ -168,7 +168,7 @@ static double f1_of(double tp, double den) { return den > 0 ? 2 * tp / den : 0; 
 ** sum(p_c + y_c), p = softmax, y one-hot. */
 bool interp_run_soft_f1(Interp *in, const IrNode *n, Ten *const *x, Ten *y) {
   if (is_binary(x[0], x[1])) {
-    double tp = 0, sp = 0, st = 0, t;
+    double tp = 0, sp = 0, st = 0, t = 0;
     for (int64_t i = 0; i < x[1]->n; i++) {
       double p = interp_sigmoid(x[0]->d[i]);
       if (!binary_at(in, n, x[1], i, true, &t)) return false;
@@ -179,7 +179,7 @@ bool interp_run_soft_f1(Interp *in, const IrNode *n, Ten *const *x, Ten *y) {
     y->d[0] = 1 - f1_of(tp, sp + st);
     return true;
   }
-  int64_t P, C, l;
+  int64_t P = 0, C = 0, l = 0;
   if (!class_geom(in, n, x[0], x[1], &P, &C)) return false;
   double *tp = interp_alloc(in, C), *den = interp_alloc(in, C), f = 0;
   for (int64_t i = 0; i < P; i++) {
@@ -216,7 +216,7 @@ static bool metric_geom(Interp *in, const IrNode *n, Ten *const *x, bool *bin,
 
 static bool metric_label(Interp *in, const IrNode *n, const Ten *lab, bool bin,
                          int64_t i, int64_t C, int64_t *l) {
-  double t;
+  double t = 0;
   if (!bin) return label_at(in, n, lab, i, C, l);
   if (!binary_at(in, n, lab, i, false, &t)) return false;
   *l = (int64_t)t;
@@ -225,7 +225,7 @@ static bool metric_label(Interp *in, const IrNode *n, const Ten *lab, bool bin,
 
 /* accuracy: mean of (prediction == label). */
 bool interp_run_accuracy(Interp *in, const IrNode *n, Ten *const *x, Ten *y) {
-  int64_t P, C, l, hits = 0;
+  int64_t P = 0, C = 0, l = 0, hits = 0;
   bool bin;
   if (!metric_geom(in, n, x, &bin, &P, &C)) return false;
   for (int64_t i = 0; i < P; i++) {
@@ -239,7 +239,7 @@ bool interp_run_accuracy(Interp *in, const IrNode *n, Ten *const *x, Ten *y) {
 /* f1: binary F1 of class 1, or the macro mean of 2TP/(2TP+FP+FN) over the
 ** classes where that denominator is not 0 (0 when there is none). */
 bool interp_run_f1(Interp *in, const IrNode *n, Ten *const *x, Ten *y) {
-  int64_t P, C, l;
+  int64_t P = 0, C = 0, l = 0;
   bool bin;
   if (!metric_geom(in, n, x, &bin, &P, &C)) return false;
   double *tp = interp_alloc(in, C), *den = interp_alloc(in, C);
@@ -268,7 +268,7 @@ bool interp_run_f1(Interp *in, const IrNode *n, Ten *const *x, Ten *y) {
 /* top_k (k = 5): label y is a hit when fewer than k classes rank before it
 ** (x_c > x_y, or x_c == x_y with c < y). */
 bool interp_run_top_k(Interp *in, const IrNode *n, Ten *const *x, Ten *y) {
-  int64_t P, C, l, hits = 0, k = ir_attr_int(&n->attrs, "k", 5);
+  int64_t P = 0, C = 0, l = 0, hits = 0, k = ir_attr_int(&n->attrs, "k", 5);
   if (!class_geom(in, n, x[0], x[1], &P, &C)) return false;
   for (int64_t i = 0; i < P; i++) {
     const double *row = x[0]->d + i * C;
