@@ -20,6 +20,12 @@
 ** vectors of Bp and broadcasts MR floats of Ap per k (llvm.fmuladd -> FMA).
 ** Tiles at the right/bottom border are computed into a stack tile and
 ** copied out with scalar code.
+**
+** When M <= MC (a batch of activations against a weight matrix: the MLP's
+** 128×784·784×1024) the parallel work is over N instead (NAME_packa_body
+** packs all of A once, NAME_small_body takes groups of NR panels of B,
+** packs each for one KC step and runs every MR tile beside it at once);
+** see small_entry.
 */
 #include "gemm.h"
 
@@ -47,6 +53,7 @@ typedef struct Gen {
   int w, nv;                /* floats per vector; vectors per row of a tile */
   LLVMTypeRef f32, i64, ptr, vt, ctx_ty;
   LLVMValueRef ukr, edge, packa, packb_body, body, par_for;
+  LLVMValueRef packa_body, small_body;      /* the small-M path */
 } Gen;
 
 /* ---------------------------------------------------------------- blocking */
@@ -88,7 +95,7 @@ int64_t cg_gemm_work_floats(const GemmSpec *s, int64_t M, int64_t N, int64_t K,
   (void)threads;
   GemmBlocking bk;
   cg_gemm_blocking(s, &bk);
-  int64_t kce = K < bk.kc ? K : bk.kc;
+  int64_t kce = M <= bk.mc ? K : K < bk.kc ? K : bk.kc;   /* small M: all of A */
   int64_t ncmax = N < bk.nc ? N : bk.nc;
   return round_up(round_up(M, bk.mr) * kce, 16) + K * round_up(ncmax, bk.nr);
 }
@@ -488,38 +495,70 @@ static void dynamic_loop(Gen *g, LLVMValueRef cx, int next_f, LLVMValueRef n, Ch
   LLVMBuildRetVoid(g->b);
 }
 
-/* One panel q of the K×nc slab of B at column jc, into Bpack: the kc×nc
-** block of step pc starts at Bpack + pc*ncr (ncr = nc rounded up to NR),
-** its panel q at q*kc*NR. */
-static void packb_panel(Gen *g, LLVMValueRef cx, LLVMValueRef q)
+/* The rows pc .. pc+kc of panel q of the K×nc slab of B (b at column jc)
+** into d; full: the panel has NR columns. */
+static void packb_block(Gen *g, LLVMValueRef b, LLVMValueRef ldb, LLVMValueRef nc,
+                        LLVMValueRef q, LLVMValueRef pc, LLVMValueRef kc, LLVMValueRef d,
+                        bool full)
 {
-  LLVMValueRef b = ctx_get(g, cx, CX_B, "b"), ldb = ctx_get(g, cx, CX_LDB, "ldb");
-  LLVMValueRef bp = ctx_get(g, cx, CX_BPACK, "bpack"), jc = ctx_get(g, cx, CX_JC, "jc");
-  LLVMValueRef K = ctx_get(g, cx, CX_K, "k"), nc = ctx_get(g, cx, CX_NC, "nc");
-  LLVMValueRef ncr = ctx_get(g, cx, CX_NCR, "ncr"), NR = i64c(g, g->bk.nr);
-  b = at(g, b, g->s->trans_b ? mul(g, jc, ldb) : jc);
-  LlLoop lp, lk;
-  LLVMValueRef j = mul(g, q, NR);
+  LLVMValueRef NR = i64c(g, g->bk.nr), j = mul(g, q, NR);
+  if (full && g->s->trans_b) {
+    pack_rows(g, at(g, b, add(g, mul(g, j, ldb), pc)), ldb, g->bk.nr, kc, d);
+    return;
+  }
+  LlLoop lk;
+  ll_loop_begin(g->b, &lk, i64c(g, 0), kc, i64c(g, 1), "k");
+  packb_row(g, b, ldb, add(g, pc, lk.iv), j, nc, at(g, d, mul(g, lk.iv, NR)), full);
+  ll_loop_end(g->b, &lk);
+}
+
+/* Branches on whether panel q of an nc-column slab is full and emits
+** emit(g, cx, q, full) on each side. */
+typedef void PanelFn(Gen *g, LLVMValueRef cx, LLVMValueRef q, bool full);
+static void full_or_tail(Gen *g, LLVMValueRef cx, LLVMValueRef q, LLVMValueRef nc,
+                         PanelFn *emit)
+{
+  LLVMValueRef NR = i64c(g, g->bk.nr);
   LLVMBasicBlockRef fb = ll_block_new(g->b, "b_full"), tb = ll_block_new(g->b, "b_tail");
   LLVMBasicBlockRef nx = ll_block_new(g->b, "b_next");
-  LLVMValueRef full = LLVMBuildICmp(g->b, LLVMIntSLE, add(g, j, NR), nc, "");
+  LLVMValueRef full = LLVMBuildICmp(g->b, LLVMIntSLE, add(g, mul(g, q, NR), NR), nc, "");
   LLVMBuildCondBr(g->b, full, fb, tb);
   for (int f = 1; f >= 0; f--) {
     LLVMPositionBuilderAtEnd(g->b, f ? fb : tb);
-    ll_loop_begin(g->b, &lp, i64c(g, 0), K, i64c(g, g->bk.kc), "pc");
-    LLVMValueRef kc = ll_smin(g->b, i64c(g, g->bk.kc), sub(g, K, lp.iv), "kc");
-    LLVMValueRef d = at(g, bp, add(g, mul(g, lp.iv, ncr), mul(g, mul(g, q, kc), NR)));
-    if (f && g->s->trans_b) {
-      pack_rows(g, at(g, b, add(g, mul(g, j, ldb), lp.iv)), ldb, g->bk.nr, kc, d);
-    } else {
-      ll_loop_begin(g->b, &lk, i64c(g, 0), kc, i64c(g, 1), "k");
-      packb_row(g, b, ldb, add(g, lp.iv, lk.iv), j, nc, at(g, d, mul(g, lk.iv, NR)), f);
-      ll_loop_end(g->b, &lk);
-    }
-    ll_loop_end(g->b, &lp);
+    emit(g, cx, q, f);
     LLVMBuildBr(g->b, nx);
   }
   LLVMPositionBuilderAtEnd(g->b, nx);
+}
+
+/* B at the slab's column jc. */
+static LLVMValueRef b_slab(Gen *g, LLVMValueRef cx)
+{
+  LLVMValueRef b = ctx_get(g, cx, CX_B, "b"), ldb = ctx_get(g, cx, CX_LDB, "ldb");
+  LLVMValueRef jc = ctx_get(g, cx, CX_JC, "jc");
+  return at(g, b, g->s->trans_b ? mul(g, jc, ldb) : jc);
+}
+
+/* One panel q of the K×nc slab of B at column jc, into Bpack: the kc×nc
+** block of step pc starts at Bpack + pc*ncr (ncr = nc rounded up to NR),
+** its panel q at q*kc*NR. */
+static void packb_slab_panel(Gen *g, LLVMValueRef cx, LLVMValueRef q, bool full)
+{
+  LLVMValueRef ldb = ctx_get(g, cx, CX_LDB, "ldb"), bp = ctx_get(g, cx, CX_BPACK, "bpack");
+  LLVMValueRef K = ctx_get(g, cx, CX_K, "k"), nc = ctx_get(g, cx, CX_NC, "nc");
+  LLVMValueRef ncr = ctx_get(g, cx, CX_NCR, "ncr"), NR = i64c(g, g->bk.nr);
+  LLVMValueRef b = b_slab(g, cx);
+  LlLoop lp;
+  ll_loop_begin(g->b, &lp, i64c(g, 0), K, i64c(g, g->bk.kc), "pc");
+  LLVMValueRef kc = ll_smin(g->b, i64c(g, g->bk.kc), sub(g, K, lp.iv), "kc");
+  LLVMValueRef d = at(g, bp, add(g, mul(g, lp.iv, ncr), mul(g, mul(g, q, kc), NR)));
+  packb_block(g, b, ldb, nc, q, lp.iv, kc, d, full);
+  ll_loop_end(g->b, &lp);
+}
+
+static void packb_panel(Gen *g, LLVMValueRef cx, LLVMValueRef q)
+{
+  full_or_tail(g, cx, q, ctx_get(g, cx, CX_NC, "nc"), packb_slab_panel);
 }
 
 /* NAME_packb_body(begin, end, ctx): packs panels of B taken one at a time
@@ -647,6 +686,178 @@ static LLVMValueRef ceil_div(Gen *g, LLVMValueRef x, int d)
   return LLVMBuildSDiv(g->b, add(g, x, i64c(g, d - 1)), i64c(g, d), "");
 }
 
+/* ---------------------------------------------------------------- small M */
+
+/* When M <= MC, op(A) is packed whole, once (the block of KC step pc at
+** Apack + pc*mrr, mrr = M rounded up to MR), and the parallel work is the
+** NR panels of each slab of B: a task packs its panel for one KC step
+** right before the ceil(M/MR) tiles that use it, so the panel is read from
+** L1 and B is read from memory once.  (With chunks of M as the work, each
+** chunk would read the whole packed slab of B again from L3.) */
+static LLVMValueRef mrr_of(Gen *g, LLVMValueRef M)
+{
+  return mul(g, ceil_div(g, M, g->bk.mr), i64c(g, g->bk.mr));
+}
+
+static void packa_whole_panel(Gen *g, LLVMValueRef cx, LLVMValueRef p, bool full)
+{
+  LLVMValueRef a = ctx_get(g, cx, CX_A, "a"), lda = ctx_get(g, cx, CX_LDA, "lda");
+  LLVMValueRef ap = ctx_get(g, cx, CX_APACK, "apack"), M = ctx_get(g, cx, CX_M, "m");
+  LLVMValueRef K = ctx_get(g, cx, CX_K, "k"), mrr = mrr_of(g, M);
+  LlLoop lp;
+  ll_loop_begin(g->b, &lp, i64c(g, 0), K, i64c(g, g->bk.kc), "pc");
+  LLVMValueRef kc = ll_smin(g->b, i64c(g, g->bk.kc), sub(g, K, lp.iv), "kc");
+  LLVMValueRef corner = g->s->trans_a ? mul(g, lp.iv, lda) : lp.iv;
+  packa_panel(g, at(g, a, corner), lda, M, kc, p, at(g, ap, mul(g, lp.iv, mrr)), full);
+  ll_loop_end(g->b, &lp);
+}
+
+/* Panel p of A (MR rows) for every KC step. */
+static void packa_whole(Gen *g, LLVMValueRef cx, LLVMValueRef p)
+{
+  LLVMValueRef M = ctx_get(g, cx, CX_M, "m"), MR = i64c(g, g->bk.mr);
+  LLVMBasicBlockRef fb = ll_block_new(g->b, "b_full"), tb = ll_block_new(g->b, "b_tail");
+  LLVMBasicBlockRef nx = ll_block_new(g->b, "b_next");
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLE, add(g, mul(g, p, MR), MR), M, ""),
+                  fb, tb);
+  for (int f = 1; f >= 0; f--) {
+    LLVMPositionBuilderAtEnd(g->b, f ? fb : tb);
+    packa_whole_panel(g, cx, p, f);
+    LLVMBuildBr(g->b, nx);
+  }
+  LLVMPositionBuilderAtEnd(g->b, nx);
+}
+
+/* The MR tiles of C beside panel q of the slab, for one KC step. */
+static void small_tiles(Gen *g, LLVMValueRef cx, LLVMValueRef q, LLVMValueRef pc,
+                        LLVMValueRef kc, LLVMValueRef beta_k, LLVMValueRef last)
+{
+  LLVMValueRef M = ctx_get(g, cx, CX_M, "m"), ap = ctx_get(g, cx, CX_APACK, "apack");
+  LLVMValueRef bpack = ctx_get(g, cx, CX_BPACK, "bpack"), ncr = ctx_get(g, cx, CX_NCR, "ncr");
+  LLVMValueRef nc = ctx_get(g, cx, CX_NC, "nc"), jc = ctx_get(g, cx, CX_JC, "jc");
+  LLVMValueRef c = ctx_get(g, cx, CX_C, "c"), ldc = ctx_get(g, cx, CX_LDC, "ldc");
+  LLVMValueRef bias = ctx_get(g, cx, CX_BIAS, "bias");
+  LLVMValueRef MR = i64c(g, g->bk.mr), NR = i64c(g, g->bk.nr);
+  LLVMValueRef j = mul(g, q, NR), col = add(g, jc, j);
+  LLVMValueRef nr = ll_smin(g->b, NR, sub(g, nc, j), "nr");
+  LLVMValueRef biasp = g->s->bias ? at(g, bias, col) : LLVMConstNull(g->ptr);
+  LLVMValueRef bpan = at(g, bpack, add(g, mul(g, pc, ncr), mul(g, mul(g, q, kc), NR)));
+  LLVMValueRef ablk = at(g, ap, mul(g, pc, mrr_of(g, M)));
+  LlLoop li;
+  ll_loop_begin(g->b, &li, i64c(g, 0), M, MR, "ir");
+  LLVMValueRef mr = ll_smin(g->b, MR, sub(g, M, li.iv), "mr");
+  LLVMValueRef apan = at(g, ablk, mul(g, kc, li.iv));
+  LLVMValueRef cp = at(g, c, add(g, mul(g, li.iv, ldc), col));
+  LLVMBasicBlockRef fb = ll_block_new(g->b, "b_full"), eb = ll_block_new(g->b, "b_edge");
+  LLVMBasicBlockRef nx = ll_block_new(g->b, "b_next");
+  LLVMValueRef isfull = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mr, MR, ""),
+                                     LLVMBuildICmp(g->b, LLVMIntEQ, nr, NR, ""), "");
+  LLVMBuildCondBr(g->b, isfull, fb, eb);
+  LLVMPositionBuilderAtEnd(g->b, fb);
+  LLVMValueRef ua[8] = {kc, apan, bpan, cp, ldc, beta_k, biasp, last};
+  LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->ukr), g->ukr, ua, 8, "");
+  LLVMBuildBr(g->b, nx);
+  LLVMPositionBuilderAtEnd(g->b, eb);
+  LLVMValueRef ea[10] = {mr, nr, kc, apan, bpan, cp, ldc, beta_k, biasp, last};
+  LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->edge), g->edge, ea, 10, "");
+  LLVMBuildBr(g->b, nx);
+  LLVMPositionBuilderAtEnd(g->b, nx);
+  ll_loop_end(g->b, &li);
+}
+
+/* Task t: the group of panels [t*G, min(t*G + G, npan)) of the slab (G in
+** the context).  For each KC step it packs the group's full panels row by
+** row of B, so that it reads G·NR contiguous floats of each row (a panel
+** alone is NR floats of every row: one page per row, out of reach of the
+** hardware prefetchers), the short last panel alone, then computes every
+** tile beside the group. */
+static void small_task(Gen *g, LLVMValueRef cx, LLVMValueRef t)
+{
+  LLVMValueRef K = ctx_get(g, cx, CX_K, "k"), beta = ctx_get(g, cx, CX_BETA, "beta");
+  LLVMValueRef ldb = ctx_get(g, cx, CX_LDB, "ldb"), nc = ctx_get(g, cx, CX_NC, "nc");
+  LLVMValueRef bpack = ctx_get(g, cx, CX_BPACK, "bpack"), ncr = ctx_get(g, cx, CX_NCR, "ncr");
+  LLVMValueRef G = ctx_get(g, cx, CX_CHUNK, "group");
+  LLVMValueRef NR = i64c(g, g->bk.nr), KC = i64c(g, g->bk.kc), one = i64c(g, 1);
+  LLVMValueRef b = b_slab(g, cx);
+  LLVMValueRef q0 = mul(g, t, G);
+  LLVMValueRef q1 = ll_smin(g->b, add(g, q0, G), LLVMBuildSDiv(g->b, ncr, NR, ""), "q1");
+  LLVMValueRef qf = ll_smin(g->b, q1, LLVMBuildSDiv(g->b, nc, NR, ""), "qfull");
+  LLVMValueRef kend = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, K, one, ""),
+                                      one, K, "kend");
+  LlLoop lk, lq, lr;
+  ll_loop_begin(g->b, &lk, i64c(g, 0), kend, KC, "pc");
+  LLVMValueRef pc = lk.iv;
+  LLVMValueRef kc = ll_smin(g->b, KC, sub(g, K, pc), "kc");
+  LLVMValueRef first = LLVMBuildICmp(g->b, LLVMIntEQ, pc, i64c(g, 0), "");
+  LLVMValueRef beta_k = LLVMBuildSelect(g->b, first, beta, ll_const_f32(g->c, 1), "beta_k");
+  LLVMValueRef last = LLVMBuildICmp(g->b, LLVMIntSGE, add(g, pc, kc), K, "last");
+  LLVMValueRef blk = at(g, bpack, mul(g, pc, ncr));
+  if (g->s->trans_b) {
+    ll_loop_begin(g->b, &lq, q0, qf, one, "q");
+    packb_block(g, b, ldb, nc, lq.iv, pc, kc, at(g, blk, mul(g, mul(g, lq.iv, kc), NR)), true);
+    ll_loop_end(g->b, &lq);
+  } else {
+    ll_loop_begin(g->b, &lr, i64c(g, 0), kc, one, "k");
+    ll_loop_begin(g->b, &lq, q0, qf, one, "q");
+    LLVMValueRef d = at(g, blk, add(g, mul(g, mul(g, lq.iv, kc), NR), mul(g, lr.iv, NR)));
+    packb_row(g, b, ldb, add(g, pc, lr.iv), mul(g, lq.iv, NR), nc, d, true);
+    ll_loop_end(g->b, &lq);
+    ll_loop_end(g->b, &lr);
+  }
+  LLVMBasicBlockRef tb = ll_block_new(g->b, "b_tail"), go = ll_block_new(g->b, "b_tiles");
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, qf, q1, ""), tb, go);
+  LLVMPositionBuilderAtEnd(g->b, tb);
+  packb_block(g, b, ldb, nc, qf, pc, kc, at(g, blk, mul(g, mul(g, qf, kc), NR)), false);
+  LLVMBuildBr(g->b, go);
+  LLVMPositionBuilderAtEnd(g->b, go);
+  ll_loop_begin(g->b, &lq, q0, q1, one, "q");
+  small_tiles(g, cx, lq.iv, pc, kc, beta_k, last);
+  ll_loop_end(g->b, &lq);
+  ll_loop_end(g->b, &lk);
+}
+
+/* NAME_packa_body and NAME_small_body(begin, end, ctx): the two parallel
+** steps of the small-M path (dynamic_loop). */
+static void gen_small_bodies(Gen *g)
+{
+  LLVMTypeRef ps[3] = {g->i64, g->i64, g->ptr};
+  LLVMValueRef fn = g->packa_body = fn_new(g, "_packa_body", ps, 3, true);
+  LLVMValueRef cx = LLVMGetParam(fn, 2);
+  dynamic_loop(g, cx, CX_NEXT, ceil_div(g, ctx_get(g, cx, CX_M, "m"), g->bk.mr), packa_whole);
+  fn = g->small_body = fn_new(g, "_small_body", ps, 3, true);
+  cx = LLVMGetParam(fn, 2);
+  dynamic_loop(g, cx, CX_BNEXT, ctx_get(g, cx, CX_NCHUNK, "ntask"), small_task);
+}
+
+/* The jc loop of the small-M path (work: packed A, then the slab of B). */
+static void small_entry(Gen *g, LLVMValueRef cx, LLVMValueRef M, LLVMValueRef N,
+                        LLVMValueRef K, LLVMValueRef work)
+{
+  LLVMValueRef afl = mul(g, mrr_of(g, M), K);
+  afl = LLVMBuildAnd(g->b, add(g, afl, i64c(g, 15)), i64c(g, -16), "");
+  ctx_set(g, cx, CX_APACK, work);
+  ctx_set(g, cx, CX_BPACK, at(g, work, afl));
+  ctx_set(g, cx, CX_NEXT, i64c(g, 0));
+  call_par_for(g, ceil_div(g, M, g->bk.mr), g->packa_body, cx);
+  LlLoop lj;
+  ll_loop_begin(g->b, &lj, i64c(g, 0), N, i64c(g, g->bk.nc), "jc");
+  LLVMValueRef nc = ll_smin(g->b, i64c(g, g->bk.nc), sub(g, N, lj.iv), "nc");
+  LLVMValueRef npan_n = ceil_div(g, nc, g->bk.nr);
+  ctx_set(g, cx, CX_JC, lj.iv);
+  ctx_set(g, cx, CX_NC, nc);
+  ctx_set(g, cx, CX_NCR, mul(g, npan_n, i64c(g, g->bk.nr)));
+  /* groups of G = clamp(npan / 4, 1, 8) panels */
+  LLVMValueRef G = ll_smin(g->b, i64c(g, 8), LLVMBuildSDiv(g->b, npan_n, i64c(g, 4), ""), "");
+  G = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, G, i64c(g, 1), ""),
+                      i64c(g, 1), G, "group");
+  LLVMValueRef ntask = LLVMBuildSDiv(g->b, sub(g, add(g, npan_n, G), i64c(g, 1)), G, "ntask");
+  ctx_set(g, cx, CX_CHUNK, G);
+  ctx_set(g, cx, CX_NCHUNK, ntask);
+  ctx_set(g, cx, CX_BNEXT, i64c(g, 0));
+  call_par_for(g, ntask, g->small_body, cx);
+  ll_loop_end(g->b, &lj);
+}
+
 /* NAME(M, N, K, A, lda, B, ldb, C, ldc, beta, bias, work): the jc loop;
 ** each step packs the K×nc slab of B in parallel, then runs the bodies
 ** (two parallel regions per NC columns). */
@@ -672,6 +883,12 @@ static LLVMValueRef gen_entry(Gen *g)
                                    LLVMBuildICmp(g->b, LLVMIntSLE, N, i64c(g, 0), ""), "");
   LLVMBuildCondBr(g->b, empty, out, go);
   LLVMPositionBuilderAtEnd(g->b, go);
+  LLVMBasicBlockRef sm = ll_block_new(g->b, "b_small"), lg = ll_block_new(g->b, "b_large");
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLE, M, i64c(g, g->bk.mc), ""), sm, lg);
+  LLVMPositionBuilderAtEnd(g->b, sm);
+  small_entry(g, cx, M, N, K, v[11]);
+  LLVMBuildBr(g->b, out);
+  LLVMPositionBuilderAtEnd(g->b, lg);
   /* work = Apack (roundup(M, MR) * min(K, KC), rounded to 16) then Bpack */
   LLVMValueRef kce = ll_smin(g->b, K, i64c(g, g->bk.kc), "kce");
   LLVMValueRef npan_m = ceil_div(g, M, g->bk.mr);
@@ -737,6 +954,7 @@ LLVMValueRef cg_gemm_define(LLVMModuleRef mod, LLVMTargetMachineRef tm,
   gen_packa(&g);
   gen_packb_body(&g);
   gen_body(&g);
+  gen_small_bodies(&g);
   LLVMValueRef fn = gen_entry(&g);
   LLVMDisposeBuilder(g.b);
   return fn;

@@ -10,6 +10,7 @@
 ** the runs alternate between the two so that load changes touch both.
 **
 **   gemm_bench [-s 256,512,1024,2048] [-t 1,2] [-r REPS]
+**              (-s takes sizes n for n×n×n, or shapes MxNxK: 128x1024x784)
 **              [--mr N --nr N --kc N --mc N --nc N]   (blocking overrides)
 */
 #include <dlfcn.h>
@@ -92,13 +93,18 @@ typedef struct Bench {
   float *a, *b, *c1, *c2, *work;
 } Bench;
 
-static void run_lib(Bench *bb, int lib, int n)
+/* C (M×N) = A (M×K) · B (K×N), row-major. */
+typedef struct Shape {
+  int m, n, k;
+} Shape;
+
+static void run_lib(Bench *bb, int lib, Shape s)
 {
   if (lib == 0)
-    bb->fn(n, n, n, bb->a, n, bb->b, n, bb->c1, n, 0.0f, NULL, bb->work);
+    bb->fn(s.m, s.n, s.k, bb->a, s.k, bb->b, s.n, bb->c1, s.n, 0.0f, NULL, bb->work);
   else
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, bb->a, n, bb->b,
-                n, 0.0f, bb->c2, n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s.m, s.n, s.k, 1.0f, bb->a, s.k,
+                bb->b, s.n, 0.0f, bb->c2, s.n);
 }
 
 /* Median seconds of reps runs of each library (t[0] nnc, t[1] OpenBLAS).
@@ -106,7 +112,7 @@ static void run_lib(Bench *bb, int lib, int n)
 ** both; each timed run follows an untimed one (warm caches) and a pause
 ** (the other library's idle threads stop spinning: 250 ms after OpenBLAS,
 ** whose threads spin for 2^28 cycles, 30 ms after libgomp). */
-static void time_runs(Bench *bb, int n, int reps, double med[2])
+static void time_runs(Bench *bb, Shape n, int reps, double med[2])
 {
   double t[2][64];
   for (int r = 0; r < reps; r++) {
@@ -127,27 +133,60 @@ static void time_runs(Bench *bb, int n, int reps, double med[2])
 }
 
 /* One row of the table; returns 0, or 1 if the results disagree. */
-static int bench_one(Bench *bb, int n, int threads)
+static int bench_one(Bench *bb, Shape sh, int threads)
 {
   bb->set_threads(threads);
   openblas_set_num_threads(threads);
-  size_t nn = (size_t)n * (size_t)n;
-  int reps = bb->reps ? bb->reps : n <= 256 ? 21 : n <= 512 ? 15 : n <= 1024 ? 11 : 7;
+  size_t nn = (size_t)sh.m * (size_t)sh.n;
+  double flop = 2.0 * sh.m * sh.n * (double)sh.k;
+  int reps = bb->reps         ? bb->reps
+             : flop <= 4e7    ? 21
+             : flop <= 3e8    ? 15
+             : flop <= 2.2e9  ? 11
+                              : 7;
   if (reps > 64)
     reps = 64;
   double med[2];
-  time_runs(bb, n, reps, med);
+  time_runs(bb, sh, reps, med);
   double tn = med[0], tb = med[1];
   double maxd = 0, maxr = 0;
   for (size_t i = 0; i < nn; i++) {
     maxd = fmax(maxd, fabs((double)bb->c1[i] - bb->c2[i]));
     maxr = fmax(maxr, fabs((double)bb->c2[i]));
   }
-  double flop = 2.0 * n * n * (double)n;
-  printf("%6d %7d %10.1f %12.1f %7.2f %5d   %.1e\n", n, threads, flop / tn * 1e-9,
+  char name[48];
+  if (sh.m == sh.n && sh.n == sh.k)
+    snprintf(name, sizeof name, "%d", sh.m);
+  else
+    snprintf(name, sizeof name, "%dx%dx%d", sh.m, sh.n, sh.k);
+  printf("%14s %7d %10.1f %12.1f %7.2f %5d   %.1e\n", name, threads, flop / tn * 1e-9,
          flop / tb * 1e-9, tb / tn, reps, maxd / maxr);
   fflush(stdout);
   return !(maxd <= 1e-4 * maxr);
+}
+
+/* n floats, 64-byte aligned. */
+static float *falloc(size_t n)
+{
+  return aligned_alloc(64, (n * 4 + 127) / 64 * 64);
+}
+
+/* "256,128x1024x784": n for n×n×n, or MxNxK. */
+static int parse_shapes(const char *s, Shape *out, int max)
+{
+  int n = 0;
+  for (char *end; *s && n < max; s = *end ? end + 1 : end) {
+    Shape sh;
+    sh.m = sh.n = sh.k = (int)strtol(s, &end, 10);
+    if (*end == 'x') {
+      sh.n = (int)strtol(end + 1, &end, 10);
+      if (*end == 'x')
+        sh.k = (int)strtol(end + 1, &end, 10);
+    }
+    if (sh.m > 0 && sh.n > 0 && sh.k > 0)
+      out[n++] = sh;
+  }
+  return n;
 }
 
 static int parse_list(const char *s, int *out, int max)
@@ -160,12 +199,14 @@ static int parse_list(const char *s, int *out, int max)
 
 int main(int argc, char **argv)
 {
-  int sizes[16] = {256, 512, 1024, 2048}, nsizes = 4, threads[8] = {1, 2}, nthreads = 2;
+  Shape sizes[16] = {{256, 256, 256}, {512, 512, 512}, {1024, 1024, 1024},
+                     {2048, 2048, 2048}};
+  int nsizes = 4, threads[8] = {1, 2}, nthreads = 2;
   Bench bb = {0};
   for (int i = 1; i + 1 < argc; i += 2) {
     int v = atoi(argv[i + 1]);
     if (!strcmp(argv[i], "-s"))
-      nsizes = parse_list(argv[i + 1], sizes, 16);
+      nsizes = parse_shapes(argv[i + 1], sizes, 16);
     else if (!strcmp(argv[i], "-t"))
       nthreads = parse_list(argv[i + 1], threads, 8);
     else if (!strcmp(argv[i], "-r"))
@@ -196,23 +237,22 @@ int main(int argc, char **argv)
          "(generated in %.2f s)\n", t.cpu, t.vec_floats, t.vec_regs, bk.mr, bk.nr, bk.kc,
          bk.mc, bk.nc, gen_secs);
   printf("OpenBLAS: %s, core %s\n", openblas_get_config(), openblas_get_corename());
-  printf("%6s %7s %10s %12s %7s %5s   %s\n", "size", "threads", "nnc GF/s", "OpenBLAS GF/s",
+  printf("%14s %7s %10s %12s %7s %5s   %s\n", "size", "threads", "nnc GF/s", "OpenBLAS GF/s",
          "ratio", "runs", "max|diff|/max|C|");
   int bad = 0;
   for (int i = 0; i < nsizes; i++) {
-    int n = sizes[i];
-    size_t nn = (size_t)n * (size_t)n;
-    bb.a = aligned_alloc(64, nn * 4), bb.b = aligned_alloc(64, nn * 4);
-    bb.c1 = aligned_alloc(64, nn * 4), bb.c2 = aligned_alloc(64, nn * 4);
-    int64_t wn = cg_gemm_work_floats(&bb.spec, n, n, n, 2);
-    bb.work = aligned_alloc(64, (size_t)(wn + 16) * 4);
+    Shape sh = sizes[i];
+    size_t na = (size_t)sh.m * (size_t)sh.k, nb = (size_t)sh.k * (size_t)sh.n;
+    size_t nc = (size_t)sh.m * (size_t)sh.n;
+    bb.a = falloc(na), bb.b = falloc(nb), bb.c1 = falloc(nc), bb.c2 = falloc(nc);
+    bb.work = falloc((size_t)cg_gemm_work_floats(&bb.spec, sh.m, sh.n, sh.k, 2));
     unsigned seed = 12345;
-    for (size_t j = 0; j < nn; j++) {
+    for (size_t j = 0; j < na; j++)
       bb.a[j] = (float)rand_r(&seed) / RAND_MAX - 0.5f;
+    for (size_t j = 0; j < nb; j++)
       bb.b[j] = (float)rand_r(&seed) / RAND_MAX - 0.5f;
-    }
     for (int j = 0; j < nthreads; j++)
-      bad |= bench_one(&bb, n, threads[j]);
+      bad |= bench_one(&bb, sh, threads[j]);
     free(bb.a), free(bb.b), free(bb.c1), free(bb.c2), free(bb.work);
   }
   cg_target_free(&t);
