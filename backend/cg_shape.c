@@ -26,9 +26,52 @@ static void unflat(Cg *cg, const IrType *t, LLVMValueRef f, LLVMValueRef *idx) {
   }
 }
 
+static bool same_shape(const IrType *a, const IrType *b) {
+  if (a->rank != b->rank) return false;
+  for (int k = 0; k < a->rank; k++)
+    if (a->dim[k] != b->dim[k]) return false;
+  return true;
+}
+
+/* True when the element of v at row-major flat index f is what cg_elem
+** gives at the index {0, .., 0, f}: every buffer v reads is laid out
+** row-major without gaps, through elementwise ops whose operands have v's
+** shape or rank 0, and constants (depth bounds the walk).  A reshape of
+** such a value then needs no division: element (i, j) of the [128, 784]
+** reshape of cast(image) / 255, image u8[128, 28, 28], is image[i*784 + j],
+** and the loop vectorises. */
+static bool flat_ok(Cg *cg, const IrValue *v, int depth) {
+  const IrType *t = &v->type;
+  CgVal *c = cg_val(cg, v);
+  if (!c->inl) {
+    if (t->rank == 0 || c->st[t->rank - 1] != 1) return false;
+    int64_t want = 1;
+    for (int k = t->rank - 1; k >= 0; k--) {
+      if (t->dim[k] != 1 && c->st[k] != want) return false;
+      want *= t->dim[k];
+    }
+    return true;
+  }
+  const IrNode *n = v->def;
+  if (n->op == IR_OP_CONSTANT) return true;
+  if (!(ir_op_info[n->op].flags & OPF_FUSABLE) || depth == 0) return false;
+  for (int j = 0; j < n->nargs; j++) {
+    const IrType *at = &n->args[j]->type;
+    if (at->rank == 0) continue; /* read at no index */
+    if (!same_shape(at, t) || !flat_ok(cg, n->args[j], depth - 1)) return false;
+  }
+  return true;
+}
+
 LLVMValueRef cg_reshape(Cg *cg, const IrNode *n, LLVMValueRef *idx) {
-  LLVMValueRef xi[IR_MAX_RANK];
-  unflat(cg, &n->args[0]->type, flat_of(cg, &n->res[0]->type, idx), xi);
+  const IrType *in = &n->args[0]->type;
+  LLVMValueRef xi[IR_MAX_RANK], f = flat_of(cg, &n->res[0]->type, idx);
+  if (in->rank > 0 && flat_ok(cg, n->args[0], 32)) {
+    for (int k = 0; k + 1 < in->rank; k++) xi[k] = cg_i64(cg, 0);
+    xi[in->rank - 1] = f;
+  } else {
+    unflat(cg, in, f, xi);
+  }
   return cg_elem(cg, n->args[0], xi);
 }
 

@@ -293,8 +293,33 @@ static const char returns_nnir[] =
     "  return %x, @g, %0, %0, %1, %n, %2, %3\n"
     "}\n";
 
+/* Reshapes of fused elementwise values: read at the flat index when every
+** buffer below is dense row-major (a, b: through a cast, a division by a
+** scalar argument and an add of two same-shape values), by division of
+** the index otherwise (c: a broadcast operand; d: a transposed view). */
+static const char reshape_flat_nnir[] =
+    "module @t\n"
+    "func @flat(%img: u8[3,5,7], %x: f32[3,5,7], %s: f32[], %v: f32[7], %y: f32[5,3,7]) -> "
+    "(a: f32[3,35], b: f32[105], c: f32[15,7], d: f32[3,35]) {\n"
+    "  %0 = cast %img : f32[3,5,7]\n"
+    "  %1 = div %0, %s : f32[3,5,7]\n"
+    "  %2 = reshape %1 : f32[3,35]\n"
+    "  %3 = add %x, %1 : f32[3,5,7]\n"
+    "  %4 = neg %3 : f32[3,5,7]\n"
+    "  %5 = reshape %4 : f32[105]\n"
+    "  %6 = mul %x, %v : f32[3,5,7]\n"
+    "  %7 = exp %6 : f32[3,5,7]\n"
+    "  %8 = reshape %7 : f32[15,7]\n"
+    "  %9 = transpose %y {perm = [1, 0, 2]} : f32[3,5,7]\n"
+    "  %10 = sqrt %9 : f32[3,5,7]\n"
+    "  %11 = abs %10 : f32[3,5,7]\n"
+    "  %12 = reshape %11 : f32[3,35]\n"
+    "  return %2, %5, %8, %12\n"
+    "}\n";
+
 static void test_ops_shape(void **state) {
   Spec sp = EW;
+  check_module(reshape_flat_nnir, &sp);
   check_module(returns_nnir, &sp);
   sp.no_fuse = true; /* every value materialised, views as copies */
   check_module(shape_nnir, &sp);
