@@ -51,8 +51,10 @@ typedef struct Gen {
   const GemmSpec *s;
   GemmBlocking bk;
   int w, nv;                /* floats per vector; vectors per row of a tile */
+  int rows;                 /* rows of the micro-kernel being generated (<= MR) */
   LLVMTypeRef f32, i64, ptr, vt, ctx_ty;
   LLVMValueRef ukr, edge, packa, packb_body, body, par_for;
+  LLVMValueRef ukr_rows[8]; /* NAME_ukr<2^i>, 2^i < MR: the first 2^i rows of a tile */
   LLVMValueRef packa_body, small_body;      /* the small-M path */
 } Gen;
 
@@ -179,7 +181,7 @@ static void ukr_step(Gen *g, LLVMValueRef ap, LLVMValueRef bp, LLVMValueRef k,
   assert(g->nv <= 8);
   for (int v = 0; v < g->nv; v++)
     bv[v] = ll_load(g->b, g->vt, at(g, bk, i64c(g, v * g->w)), 4, "v_b");
-  for (int r = 0; r < mr; r++) {
+  for (int r = 0; r < g->rows; r++) {
     LLVMValueRef a = ll_load(g->b, g->f32, at(g, ak, i64c(g, r)), 4, "v_a");
     LLVMValueRef as = ll_splat(g->b, a, (unsigned)g->w, "v_as");
     for (int v = 0; v < g->nv; v++)
@@ -192,7 +194,7 @@ static void ukr_store(Gen *g, LLVMValueRef *acc, LLVMValueRef cp, LLVMValueRef l
                       LLVMValueRef beta, LLVMValueRef biasp, bool load_c, bool epi)
 {
   LLVMValueRef vbeta = ll_splat(g->b, beta, (unsigned)g->w, "v_beta");
-  for (int r = 0; r < g->bk.mr; r++) {
+  for (int r = 0; r < g->rows; r++) {
     LLVMValueRef row = at(g, cp, mul(g, i64c(g, r), ldc));
     for (int v = 0; v < g->nv; v++) {
       LLVMValueRef p = at(g, row, i64c(g, v * g->w));
@@ -231,7 +233,7 @@ static void ukr_stores(Gen *g, LLVMValueRef *acc, LLVMValueRef cp, LLVMValueRef 
 /* Adds phis for the accumulators to the current block, incoming from pred. */
 static void acc_phis(Gen *g, LLVMValueRef *phi, LLVMValueRef *from, LLVMBasicBlockRef pred)
 {
-  for (int i = 0; i < g->bk.mr * g->nv; i++) {
+  for (int i = 0; i < g->rows * g->nv; i++) {
     phi[i] = LLVMBuildPhi(g->b, g->vt, "v_acc");
     LLVMAddIncoming(phi[i], &from[i], &pred, 1);
   }
@@ -239,24 +241,29 @@ static void acc_phis(Gen *g, LLVMValueRef *phi, LLVMValueRef *from, LLVMBasicBlo
 
 /* NAME_ukr(kc, Ap, Bp, C, ldc, beta, bias, last): the full MR×NR tile
 **   C[0:MR, 0:NR] = epi?(Ap[0:MR, 0:kc] · Bp[0:kc, 0:NR] + beta·C)
-** with k unrolled KUNROLL times, then the remainder one at a time. */
-static void gen_ukr(Gen *g)
+** with k unrolled KUNROLL times, then the remainder one at a time.
+** NAME_ukr<R> is the same for the first R rows of a tile (the packed
+** panel of A still holds MR floats per k). */
+static LLVMValueRef gen_ukr(Gen *g, int rows)
 {
   LLVMTypeRef ps[8] = {g->i64, g->ptr, g->ptr, g->ptr, g->i64, g->f32, g->ptr,
                        ll_i1(g->c)};
-  LLVMValueRef fn = g->ukr = fn_new(g, "_ukr", ps, 8, true);
+  char suffix[16];
+  snprintf(suffix, sizeof suffix, rows == g->bk.mr ? "_ukr" : "_ukr%d", rows);
+  g->rows = rows;
+  LLVMValueRef fn = fn_new(g, suffix, ps, 8, true);
   LLVMValueRef kc = arg(fn, 0, "kc"), ap = arg(fn, 1, "ap"), bp = arg(fn, 2, "bp");
   LLVMValueRef cp = arg(fn, 3, "c"), ldc = arg(fn, 4, "ldc"), beta = arg(fn, 5, "beta");
   LLVMValueRef biasp = arg(fn, 6, "bias"), last = arg(fn, 7, "last");
   for (unsigned i = 1; i <= 2; i++)
     ll_add_attr(fn, i + 1, "noalias", NULL);
-  int na = g->bk.mr * g->nv;
+  int na = rows * g->nv;
   LLVMValueRef zero[64], acc[64], ph4[64], ph1[64];
   assert(na <= 64);
   for (int i = 0; i < na; i++)
     zero[i] = LLVMConstNull(g->vt);
   /* the C tile is read and written once after the k loop: fetch it now */
-  for (int r = 0; r < g->bk.mr; r++) {
+  for (int r = 0; r < rows; r++) {
     LLVMValueRef row = at(g, cp, mul(g, i64c(g, r), ldc));
     for (int l = 0; l < g->bk.nr; l += 16) {
       LLVMValueRef pa[4] = {at(g, row, i64c(g, l)), ll_const_i32(g->c, 1),
@@ -304,6 +311,47 @@ static void gen_ukr(Gen *g)
   LLVMBuildBr(g->b, h1);
   LLVMPositionBuilderAtEnd(g->b, st);
   ukr_stores(g, ph1, cp, ldc, beta, biasp, last);
+  return fn;
+}
+
+/* The tile of mr <= MR rows and NR columns at C: one call of NAME_ukr, or
+** of the NAME_ukr<R> whose R add up to mr (the binary digits of mr), so
+** that a short last row of tiles costs its own rows only. */
+static void tile_call(Gen *g, LLVMValueRef mr, LLVMValueRef *args)
+{
+  LLVMBasicBlockRef full = ll_block_new(g->b, "b_tile"), part = ll_block_new(g->b, "b_rows");
+  LLVMBasicBlockRef done = ll_block_new(g->b, "b_tiled");
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mr, i64c(g, g->bk.mr), ""), full, part);
+  LLVMPositionBuilderAtEnd(g->b, full);
+  LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->ukr), g->ukr, args, 8, "");
+  LLVMBuildBr(g->b, done);
+  LLVMPositionBuilderAtEnd(g->b, part);
+  LLVMValueRef r0 = i64c(g, 0);
+  for (int i = 7; i >= 0; i--) {
+    if (!g->ukr_rows[i])
+      continue;
+    int R = 1 << i;
+    LLVMBasicBlockRef yes = ll_block_new(g->b, "b_r"), next = ll_block_new(g->b, "b_r_next");
+    LLVMBasicBlockRef from = LLVMGetInsertBlock(g->b);
+    LLVMValueRef bit = LLVMBuildAnd(g->b, mr, i64c(g, R), "");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, bit, i64c(g, 0), ""), yes, next);
+    LLVMPositionBuilderAtEnd(g->b, yes);
+    LLVMValueRef a[8];
+    memcpy(a, args, sizeof a);
+    a[1] = at(g, args[1], r0);
+    a[3] = at(g, args[3], mul(g, r0, args[4]));
+    LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->ukr_rows[i]), g->ukr_rows[i], a, 8, "");
+    LLVMValueRef r1 = add(g, r0, i64c(g, R));
+    LLVMBuildBr(g->b, next);
+    LLVMPositionBuilderAtEnd(g->b, next);
+    LLVMValueRef phi = LLVMBuildPhi(g->b, g->i64, "r0");
+    LLVMValueRef inc[2] = {r0, r1};
+    LLVMBasicBlockRef bbs[2] = {from, yes};
+    LLVMAddIncoming(phi, inc, bbs, 2);
+    r0 = phi;
+  }
+  LLVMBuildBr(g->b, done);
+  LLVMPositionBuilderAtEnd(g->b, done);
 }
 
 /* NAME_edge(mr, nr, kc, Ap, Bp, C, ldc, beta, bias, last): a border tile of
@@ -597,14 +645,13 @@ static void macro_kernel(Gen *g, LLVMValueRef cx, LLVMValueRef ablk, LLVMValueRe
   LLVMValueRef mr = ll_smin(g->b, MR, sub(g, mc, li.iv), "mr");
   LLVMValueRef apan = at(g, ablk, mul(g, kc, li.iv));
   LLVMValueRef cp = at(g, c, add(g, mul(g, add(g, i0, li.iv), ldc), col));
-  LLVMValueRef isfull = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mr, MR, ""),
-                                     LLVMBuildICmp(g->b, LLVMIntEQ, nr, NR, ""), "");
+  LLVMValueRef isfull = LLVMBuildICmp(g->b, LLVMIntEQ, nr, NR, "");
   LLVMBasicBlockRef fb = ll_block_new(g->b, "b_full"), eb = ll_block_new(g->b, "b_edge");
   LLVMBasicBlockRef nx = ll_block_new(g->b, "b_next");
   LLVMBuildCondBr(g->b, isfull, fb, eb);
   LLVMPositionBuilderAtEnd(g->b, fb);
   LLVMValueRef ua[8] = {kc, apan, bpan, cp, ldc, beta, biasp, last};
-  LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->ukr), g->ukr, ua, 8, "");
+  tile_call(g, mr, ua);
   LLVMBuildBr(g->b, nx);
   LLVMPositionBuilderAtEnd(g->b, eb);
   LLVMValueRef ea[10] = {mr, nr, kc, apan, bpan, cp, ldc, beta, biasp, last};
@@ -748,14 +795,13 @@ static void small_tiles(Gen *g, LLVMValueRef cx, LLVMValueRef q, LLVMValueRef pc
   LLVMValueRef mr = ll_smin(g->b, MR, sub(g, M, li.iv), "mr");
   LLVMValueRef apan = at(g, ablk, mul(g, kc, li.iv));
   LLVMValueRef cp = at(g, c, add(g, mul(g, li.iv, ldc), col));
+  LLVMValueRef isfull = LLVMBuildICmp(g->b, LLVMIntEQ, nr, NR, "");
   LLVMBasicBlockRef fb = ll_block_new(g->b, "b_full"), eb = ll_block_new(g->b, "b_edge");
   LLVMBasicBlockRef nx = ll_block_new(g->b, "b_next");
-  LLVMValueRef isfull = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mr, MR, ""),
-                                     LLVMBuildICmp(g->b, LLVMIntEQ, nr, NR, ""), "");
   LLVMBuildCondBr(g->b, isfull, fb, eb);
   LLVMPositionBuilderAtEnd(g->b, fb);
   LLVMValueRef ua[8] = {kc, apan, bpan, cp, ldc, beta_k, biasp, last};
-  LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->ukr), g->ukr, ua, 8, "");
+  tile_call(g, mr, ua);
   LLVMBuildBr(g->b, nx);
   LLVMPositionBuilderAtEnd(g->b, eb);
   LLVMValueRef ea[10] = {mr, nr, kc, apan, bpan, cp, ldc, beta_k, biasp, last};
@@ -949,7 +995,9 @@ LLVMValueRef cg_gemm_define(LLVMModuleRef mod, LLVMTargetMachineRef tm,
     [CX_NCHUNK] = g.i64};
   g.ctx_ty = LLVMStructTypeInContext(g.c, f, CX_COUNT, false);
   g.par_for = par_for_decl(&g);
-  gen_ukr(&g);
+  g.ukr = gen_ukr(&g, g.bk.mr);
+  for (int i = 0; i < 8 && (1 << i) < g.bk.mr; i++)
+    g.ukr_rows[i] = gen_ukr(&g, 1 << i);
   gen_edge(&g);
   gen_packa(&g);
   gen_packb_body(&g);
