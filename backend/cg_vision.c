@@ -7,7 +7,9 @@
 ** shuffle and unshuffle.  Taps outside the input read an in-range
 ** element and are masked (select), so every load is in bounds.  f32
 ** convolutions with one group over materialised operands go instead to
-** the packed SGEMM: im2col + SGEMM for conv1d/conv2d, SGEMM + col2im for
+** the packed SGEMM: im2col + SGEMM for conv1d/conv2d, or the tap form
+** (one SGEMM per input channel) when the kernel has more taps than the
+** output has positions - the weight gradient; SGEMM + col2im for
 ** conv_transpose2d (cg_conv_gemm_emit, at the end).
 */
 #include <math.h>
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "cg_int.h"
+#include "llvm_util.h"
 
 #define ADD(x, y) LLVMBuildNSWAdd(cg->b, x, y, "")
 #define MUL(x, y) LLVMBuildNSWMul(cg->b, x, y, "")
@@ -401,7 +404,9 @@ enum { CONV_CHUNKS = 4 };
 typedef struct ConvGemm {
   Geo g;
   bool tr;                /* conv_transpose2d: SGEMM, then col2im */
+  bool taps;              /* the tap form (conv_taps_geo): g is swapped */
   int64_t OH, OW, P, CKK, lda, ldx, nch, colf, workf;
+  int64_t tf;             /* taps: floats of one chunk's partial sum */
 } ConvGemm;
 
 /* The weight as an O × CKK row-major matrix: its leading stride, or -1. */
@@ -414,6 +419,56 @@ static int64_t weight_lda(const CgVal *w, const IrType *t) {
   return t->dim[0] == 1 ? st : w->st[0] >= st ? w->st[0] : -1;
 }
 
+static int64_t round16(int64_t v) { return (v + 15) & ~(int64_t)15; }
+
+/* The tap form of conv1d/conv2d, for a kernel with more taps than the
+** output has positions (I·J > U·V) - the weight gradient, which autodiff
+** writes as conv2d(x [C,N,H,W], dy [O,N,OH,OW]) with both operands
+** transposed views.  With x [A, Nn, H, W], w [B, Nn, I, J], y [A, B, U, V]:
+**
+**   y[a, b, u, v] = Σ_n Σ_(i,j) w[b, n, i, j] · x[a, n, u·sh - ph + i·dh, ..]
+**
+** so per n, T (B × A·U·V) += w[:, n] (B × I·J, rows contiguous) ·
+** colᵀ with col[(a·U + u)·V + v][i·J + j] = x[a, n, ..]: the im2col of the
+** forward convolution of x[:, n] by a U×V kernel whose stride is this
+** conv's dilation and whose dilation is its stride.  cv->g is that
+** swapped geometry (N = Nn, C = A, KH×KW = U×V, O = B; OH×OW = I×J).
+** Samples n are split into up to CONV_CHUNKS chunks, each summing into
+** its own T; y is then bias + the chunks' T in chunk order (the chunks
+** depend on Nn only, so the sums do not change with the thread count). */
+static bool conv_taps_geo(Cg *cg, const IrNode *n, ConvGemm *cv) {
+  const Geo f = cv->g;
+  const IrType *yt = &n->res[0]->type;
+  int64_t I = f.KH, J = f.KW, U = f.sr == 2 ? yt->dim[2] : 1, V = yt->dim[f.sr + 1];
+  int64_t A = f.N, Nn = f.C, B = n->args[1]->type.dim[0];
+  if (I * J <= U * V || A * U * V == 0 || B == 0 || Nn == 0) return false;
+  const int64_t *ws = cg_val(cg, n->args[1])->st;
+  if ((ws[f.sr + 1] != 1 && J != 1) || (f.sr == 2 && ws[2] != J && I != 1)) return false;
+  cv->lda = B == 1 ? I * J : ws[0];
+  if (cv->lda < I * J) return false;
+  Geo *g = &cv->g;
+  g->N = Nn;
+  g->C = A;
+  g->KH = U;
+  g->KW = V;
+  g->O = B;
+  g->sh = f.dh;
+  g->sw = f.dw;
+  g->dh = f.sh;
+  g->dw = f.sw;
+  cv->taps = true;
+  cv->OH = I;
+  cv->OW = J;
+  cv->P = I * J;
+  cv->CKK = A * U * V;
+  cv->nch = Nn < CONV_CHUNKS ? Nn : CONV_CHUNKS;
+  cv->colf = round16(cv->CKK * cv->P);
+  cv->tf = round16(B * cv->CKK);
+  cg_sgemm_fn(cg, false, true, B, cv->CKK, cv->P, &cv->workf);
+  cv->workf = round16(cv->workf);
+  return true;
+}
+
 static bool conv_gemm_geo(Cg *cg, const IrNode *n, ConvGemm *cv) {
   const IrType *yt = &n->res[0]->type, *xt = &n->args[0]->type;
   if (yt->dtype != DT_F32 || xt->dtype != DT_F32 ||
@@ -424,7 +479,16 @@ static bool conv_gemm_geo(Cg *cg, const IrNode *n, ConvGemm *cv) {
   CgVal *y = cg_val(cg, n->res[0]);
   if (y->inl || y->kind == CGB_VIEW) return false;
   cv->tr = n->op == IR_OP_CONV_TRANSPOSE2D;
+  cv->taps = false;
+  cv->tf = 0;
   conv_geo(n, &cv->g);
+  if (n->nargs > 2) {
+    const CgVal *bv = cg_val(cg, n->args[2]);
+    if (n->args[2]->type.dtype != DT_F32 ||
+        (n->args[2]->type.dim[0] > 1 && bv->st[0] != 1))
+      return false;
+  }
+  if (!cv->tr && conv_taps_geo(cg, n, cv)) return true;
   cv->g.O = n->args[1]->type.dim[cv->tr ? 1 : 0];
   cv->OH = cv->g.sr == 2 ? yt->dim[2] : 1;
   cv->OW = yt->dim[cv->g.sr + 1];
@@ -434,10 +498,6 @@ static bool conv_gemm_geo(Cg *cg, const IrNode *n, ConvGemm *cv) {
   if (cv->lda < 0 || cv->P == 0 || cv->CKK == 0 || cv->g.O == 0 || cv->g.N == 0 ||
       cv->g.C == 0)
     return false;
-  if (n->nargs > 2) {
-    const CgVal *bv = cg_val(cg, n->args[2]);
-    if (n->args[2]->type.dtype != DT_F32 || (cv->g.O > 1 && bv->st[0] != 1)) return false;
-  }
   cv->nch = cv->g.N < CONV_CHUNKS ? cv->g.N : CONV_CHUNKS;
   if (cv->tr) {
     /* x[n] as a C × HW matrix: the spatial dims contiguous */
@@ -447,13 +507,13 @@ static bool conv_gemm_geo(Cg *cg, const IrNode *n, ConvGemm *cv) {
       return false;
     cv->ldx = cv->g.C == 1 ? HW : xs[1];
     if (cv->ldx < HW) return false;
-    cv->colf = (cv->CKK * HW + 15) & ~(int64_t)15;
+    cv->colf = round16(cv->CKK * HW);
     cg_sgemm_fn(cg, true, false, cv->CKK, HW, cv->g.C, &cv->workf);
   } else {
-    cv->colf = (cv->CKK * cv->P + 15) & ~(int64_t)15;
+    cv->colf = round16(cv->CKK * cv->P);
     cg_sgemm_fn(cg, false, false, cv->g.O, cv->P, cv->CKK, &cv->workf);
   }
-  cv->workf = (cv->workf + 15) & ~(int64_t)15;
+  cv->workf = round16(cv->workf);
   return true;
 }
 
@@ -465,7 +525,7 @@ bool cg_conv_gemm_ok(Cg *cg, const IrNode *n) {
 int64_t cg_conv_gemm_work(Cg *cg, const IrNode *n) {
   ConvGemm cv;
   NNC_ASSERT(conv_gemm_geo(cg, n, &cv));
-  return cv.nch * (cv.colf + cv.workf);
+  return cv.nch * (cv.tf + cv.colf + cv.workf);
 }
 
 static LLVMValueRef fgep(Cg *cg, LLVMValueRef p, LLVMValueRef i) {
@@ -478,6 +538,76 @@ static void zero_range(Cg *cg, LLVMValueRef p, LLVMValueRef lo, LLVMValueRef hi)
   LLVMValueRef i = cg_loop_begin(cg, &l, lo, hi);
   LLVMBuildStore(cg->b, LLVMConstReal(cg->f32, 0), fgep(cg, p, i));
   cg_loop_end(cg, &l);
+}
+
+/* ---- rows of vectors: W = cg->vec_floats lanes, masked loads and stores
+** (a lane that is off is not accessed, so its address may be outside the
+** buffer: those addresses are formed with a plain GEP, not inbounds). */
+
+static LLVMValueRef vgep(Cg *cg, LLVMValueRef p, LLVMValueRef i) {
+  return LLVMBuildGEP2(cg->b, cg->f32, p, &i, 1, "");
+}
+
+/* The lanes i + l (l < W) as an i64 vector. */
+static LLVMValueRef vlanes(Cg *cg, LLVMValueRef i) {
+  int w = cg->vec_floats;
+  LLVMTypeRef vi = LLVMVectorType(cg->i64, (unsigned)w);
+  LLVMValueRef io[64], zero[64];
+  for (int l = 0; l < w; l++) {
+    io[l] = I(l);
+    zero[l] = cg_i32(cg, 0);
+  }
+  LLVMValueRef v = LLVMBuildInsertElement(cg->b, LLVMGetUndef(vi), i, cg_i32(cg, 0), "");
+  v = LLVMBuildShuffleVector(cg->b, v, LLVMGetUndef(vi), LLVMConstVector(zero, (unsigned)w), "");
+  return LLVMBuildAdd(cg->b, v, LLVMConstVector(io, (unsigned)w), "");
+}
+
+/* The mask lo <= lanes < hi. */
+static LLVMValueRef vmask(Cg *cg, LLVMValueRef lanes, LLVMValueRef lo, LLVMValueRef hi) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef z = LLVMConstNull(LLVMTypeOf(lanes));
+  LLVMValueRef l = LLVMBuildInsertElement(b, z, lo, cg_i32(cg, 0), "");
+  LLVMValueRef h = LLVMBuildInsertElement(b, z, hi, cg_i32(cg, 0), "");
+  LLVMValueRef zm = LLVMConstNull(LLVMVectorType(cg->i32, (unsigned)cg->vec_floats));
+  l = LLVMBuildShuffleVector(b, l, z, zm, "");
+  h = LLVMBuildShuffleVector(b, h, z, zm, "");
+  return LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSGE, lanes, l, ""),
+                      LLVMBuildICmp(b, LLVMIntSLT, lanes, h, ""), "");
+}
+
+static LLVMValueRef masked_intr(Cg *cg, const char *name, LLVMTypeRef *fty) {
+  LLVMTypeRef ov[2] = {LLVMVectorType(cg->f32, (unsigned)cg->vec_floats), cg->ptr};
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  *fty = LLVMIntrinsicGetType(cg->ctx, id, ov, 2);
+  return LLVMGetIntrinsicDeclaration(cg->mod, id, ov, 2);
+}
+
+/* W floats at p where mask is on, 0 elsewhere. */
+static LLVMValueRef vload(Cg *cg, LLVMValueRef p, LLVMValueRef mask) {
+  LLVMTypeRef fty;
+  LLVMValueRef f = masked_intr(cg, "llvm.masked.load", &fty);
+  LLVMValueRef a[4] = {p, cg_i32(cg, 4), mask,
+                       LLVMConstNull(LLVMVectorType(cg->f32, (unsigned)cg->vec_floats))};
+  return LLVMBuildCall2(cg->b, fty, f, a, 4, "");
+}
+
+static void vstore(Cg *cg, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask) {
+  LLVMTypeRef fty;
+  LLVMValueRef f = masked_intr(cg, "llvm.masked.store", &fty);
+  LLVMValueRef a[4] = {v, p, cg_i32(cg, 4), mask};
+  LLVMBuildCall2(cg->b, fty, f, a, 4, "");
+}
+
+/* dst[i] = lo <= i < hi ? src[i] : 0 for i in [0, n), W lanes at a time;
+** src may point outside its buffer where the lanes are off. */
+static void vrow(Cg *cg, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef lo,
+                 LLVMValueRef hi, int64_t n) {
+  LlLoop l;
+  ll_loop_begin(cg->b, &l, I(0), I(n), I(cg->vec_floats), "v_i");
+  LLVMValueRef lanes = vlanes(cg, l.iv);
+  LLVMValueRef v = vload(cg, vgep(cg, src, l.iv), vmask(cg, lanes, lo, hi));
+  vstore(cg, v, vgep(cg, dst, l.iv), vmask(cg, lanes, I(0), I(n)));
+  ll_loop_end(cg->b, &l);
 }
 
 /* col (CKK × P) of sample nn from x (element strides xs). */
@@ -505,8 +635,16 @@ static void emit_im2col(Cg *cg, const ConvGemm *cv, const int64_t *xs, LLVMValue
   LLVMValueRef lo_ = LLVMBuildSelect(b, okh, owl, I(cv->OW), "");
   LLVMValueRef hi_ = LLVMBuildSelect(b, okh, owh, I(cv->OW), "");
   LLVMValueRef orow = fgep(cg, crow, MUL(oh, I(cv->OW)));
-  zero_range(cg, orow, I(0), lo_);
   LLVMValueRef xr = fgep(cg, xc, MUL(ihs, I(sH)));
+  if (g->sw == 1 && sW == 1) { /* x[.., ow - pw + kw·dw] for ow in [lo, hi) */
+    vrow(cg, orow, vgep(cg, xr, SUB(MUL(kw, I(g->dw)), I(g->pw))), lo_, hi_, cv->OW);
+    cg_loop_end(cg, &lo);
+    cg_loop_end(cg, &lw);
+    cg_loop_end(cg, &lh);
+    cg_loop_end(cg, &lc);
+    return;
+  }
+  zero_range(cg, orow, I(0), lo_);
   LLVMValueRef ow = cg_loop_begin(cg, &lx, lo_, hi_);
   LLVMValueRef iw = ADD(SUB(MUL(ow, I(g->sw)), I(g->pw)), MUL(kw, I(g->dw)));
   LLVMValueRef v = LLVMBuildLoad2(b, cg->f32, fgep(cg, xr, MUL(iw, I(sW))), "");
@@ -519,12 +657,61 @@ static void emit_im2col(Cg *cg, const ConvGemm *cv, const int64_t *xs, LLVMValue
   cg_loop_end(cg, &lc);
 }
 
+/* col2im at stride 1 along the width, by output rows: y[n, o, oh, :] is
+** loaded once (W lanes at a time), gets every tap (kh, kw) whose input
+** row ih = (oh + ph - kh·dh) / sh exists - col row (o, kh, kw) at ih,
+** shifted by pw - kw·dw - and is stored once. */
+static void emit_col2im_rows(Cg *cg, const ConvGemm *cv, LLVMValueRef yn, LLVMValueRef col) {
+  const Geo *g = &cv->g;
+  LLVMBuilderRef b = cg->b;
+  LLVMTypeRef vt = LLVMVectorType(cg->f32, (unsigned)cg->vec_floats);
+  LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(b));
+  LLVMBuilderRef tb = LLVMCreateBuilderInContext(cg->ctx);
+  LLVMPositionBuilderBefore(tb, LLVMGetFirstInstruction(LLVMGetEntryBasicBlock(fn)));
+  LLVMValueRef acc = LLVMBuildAlloca(tb, vt, "v_acc");
+  LLVMDisposeBuilder(tb);
+  CgLoop lo, lr, lh, lw;
+  LlLoop lv;
+  LLVMValueRef o = cg_loop_begin(cg, &lo, I(0), I(g->O));
+  LLVMValueRef oh = cg_loop_begin(cg, &lr, I(0), I(cv->OH));
+  LLVMValueRef yr = fgep(cg, yn, MUL(ADD(MUL(o, I(cv->OH)), oh), I(cv->OW)));
+  ll_loop_begin(b, &lv, I(0), I(cv->OW), I(cg->vec_floats), "v_i");
+  LLVMValueRef lanes = vlanes(cg, lv.iv), sm = vmask(cg, lanes, I(0), I(cv->OW));
+  LLVMValueRef yp = fgep(cg, yr, lv.iv);
+  LLVMBuildStore(b, vload(cg, yp, sm), acc);
+  LLVMValueRef kh = cg_loop_begin(cg, &lh, I(0), I(g->KH));
+  LLVMValueRef num = SUB(ADD(oh, I(g->ph)), MUL(kh, I(g->dh))), ihs;
+  LLVMValueRef ok = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSGE, num, I(0), ""),
+                                 LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildSRem(b, num, I(g->sh), ""),
+                                               I(0), ""), "");
+  ok = LLVMBuildAnd(b, ok, in_range(cg, LLVMBuildSDiv(b, num, I(g->sh), ""), g->H, &ihs), "");
+  LLVMValueRef kw = cg_loop_begin(cg, &lw, I(0), I(g->KW));
+  /* ow = iw - pw + kw·dw: iw = ow + off in [0, W) */
+  LLVMValueRef off = SUB(I(g->pw), MUL(kw, I(g->dw)));
+  LLVMValueRef lo_ = LLVMBuildNeg(b, off, ""), hi_ = SUB(I(g->W), off);
+  hi_ = LLVMBuildSelect(b, ok, smin(cg, hi_, I(cv->OW)), lo_, "");
+  LLVMValueRef r = ADD(MUL(ADD(MUL(o, I(g->KH)), kh), I(g->KW)), kw);
+  LLVMValueRef src = fgep(cg, col, ADD(MUL(r, I(g->H * g->W)), MUL(ihs, I(g->W))));
+  LLVMValueRef v = vload(cg, vgep(cg, src, ADD(lv.iv, off)), vmask(cg, lanes, lo_, hi_));
+  LLVMBuildStore(b, LLVMBuildFAdd(b, LLVMBuildLoad2(b, vt, acc, ""), v, ""), acc);
+  cg_loop_end(cg, &lw);
+  cg_loop_end(cg, &lh);
+  vstore(cg, LLVMBuildLoad2(b, vt, acc, ""), yp, sm);
+  ll_loop_end(b, &lv);
+  cg_loop_end(cg, &lr);
+  cg_loop_end(cg, &lo);
+}
+
 /* y[n] (O × P) += col2im(col) for conv_transpose2d: col row (o, kh, kw)
 ** holds, at input position (ih, iw), the contribution to y[n, o, ih·sh -
 ** ph + kh·dh, iw·sw - pw + kw·dw] (dropped outside the output). */
 static void emit_col2im(Cg *cg, const ConvGemm *cv, LLVMValueRef yn, LLVMValueRef col) {
   const Geo *g = &cv->g;
   LLVMBuilderRef b = cg->b;
+  if (g->sw == 1) {
+    emit_col2im_rows(cg, cv, yn, col);
+    return;
+  }
   CgLoop lc, lh, lw, li, lx;
   LLVMValueRef o = cg_loop_begin(cg, &lc, I(0), I(g->O));
   LLVMValueRef yo = fgep(cg, yn, MUL(o, I(cv->P)));
@@ -622,19 +809,92 @@ static LLVMValueRef conv_gemm_body(Cg *cg, const IrNode *n, const ConvGemm *cv,
   return f;
 }
 
+/* The tap form's body over chunks [begin, end): chunk k sums its samples
+** into T_k (cv->tf floats at the start of its scratch, then col, then
+** the SGEMM's work); the first sample of a chunk writes T_k (beta 0). */
+static LLVMValueRef conv_taps_body(Cg *cg, const IrNode *n, const ConvGemm *cv,
+                                   const char *name) {
+  const Geo *g = &cv->g;
+  LLVMTypeRef bp[3] = {cg->i64, cg->i64, cg->ptr};
+  LLVMValueRef f = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->vd, bp, 3, false));
+  LLVMSetLinkage(f, LLVMInternalLinkage);
+  add_fn_attrs(cg, f);
+  LLVMBuilderRef b = cg->b;
+  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(cg->ctx, f, "entry"));
+  LLVMValueRef p[5];
+  for (int i = 0; i < 5; i++) {
+    LLVMValueRef ii = I(i);
+    p[i] = LLVMBuildLoad2(b, cg->ptr, LLVMBuildInBoundsGEP2(b, cg->ptr, LLVMGetParam(f, 2), &ii, 1, ""), "");
+  }
+  LLVMValueRef gf = cg_sgemm_fn(cg, false, true, g->O, cv->CKK, cv->P, NULL);
+  LLVMTypeRef gp[12] = {cg->i64, cg->i64, cg->i64, cg->ptr, cg->i64, cg->ptr,
+                        cg->i64, cg->ptr, cg->i64, cg->f32, cg->ptr, cg->ptr};
+  LLVMTypeRef gty = LLVMFunctionType(cg->vd, gp, 12, false);
+  /* x [A, Nn, ..] read as samples Nn of A channels */
+  const int64_t *xs0 = cg_val(cg, n->args[0])->st;
+  int64_t xs[4] = {xs0[1], xs0[0], xs0[2], g->sr == 2 ? xs0[3] : 0};
+  int64_t wn = cg_val(cg, n->args[1])->st[1];
+  CgLoop lk, ls;
+  LLVMValueRef k = cg_loop_begin(cg, &lk, LLVMGetParam(f, 0), LLVMGetParam(f, 1));
+  LLVMValueRef t = fgep(cg, p[4], MUL(k, I(cv->tf + cv->colf + cv->workf)));
+  LLVMValueRef col = fgep(cg, t, I(cv->tf));
+  LLVMValueRef work = fgep(cg, col, I(cv->colf));
+  LLVMValueRef s0 = LLVMBuildSDiv(b, MUL(k, I(g->N)), I(cv->nch), "");
+  LLVMValueRef s1 = LLVMBuildSDiv(b, MUL(ADD(k, I(1)), I(g->N)), I(cv->nch), "");
+  LLVMValueRef nn = cg_loop_begin(cg, &ls, s0, s1);
+  emit_im2col(cg, cv, xs, p[1], nn, col);
+  LLVMValueRef beta = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntEQ, nn, s0, ""),
+                                      LLVMConstReal(cg->f32, 0), LLVMConstReal(cg->f32, 1), "");
+  LLVMValueRef args[12] = {I(g->O), I(cv->CKK), I(cv->P), fgep(cg, p[2], MUL(nn, I(wn))),
+                           I(cv->lda), col, I(cv->P), t, I(cv->CKK), beta,
+                           LLVMConstNull(cg->ptr), work};
+  LLVMBuildCall2(b, gty, gf, args, 12, "");
+  cg_loop_end(cg, &ls);
+  cg_loop_end(cg, &lk);
+  LLVMBuildRetVoid(b);
+  return f;
+}
+
+/* y[a, b, u, v] = bias[b] + Σ_k T_k[b][(a·U + u)·V + v], chunks in order. */
+static void conv_taps_sum(Cg *cg, const IrNode *n, const ConvGemm *cv, LLVMValueRef y,
+                          LLVMValueRef bias, LLVMValueRef work) {
+  const Geo *g = &cv->g;
+  LLVMBuilderRef b = cg->b;
+  int64_t UV = g->KH * g->KW, chunk = cv->tf + cv->colf + cv->workf;
+  CgLoop lb, la, lq;
+  LLVMValueRef o = cg_loop_begin(cg, &lb, I(0), I(g->O));
+  LLVMValueRef bo = LLVMConstReal(cg->f32, 0);
+  if (n->nargs > 2) bo = LLVMBuildLoad2(b, cg->f32, fgep(cg, bias, MUL(o, I(cg_val(cg, n->args[2])->st[0]))), "");
+  LLVMValueRef a = cg_loop_begin(cg, &la, I(0), I(g->C));
+  LLVMValueRef yr = fgep(cg, y, MUL(ADD(MUL(a, I(g->O)), o), I(UV)));
+  LLVMValueRef tr = fgep(cg, work, ADD(MUL(o, I(cv->CKK)), MUL(a, I(UV))));
+  LLVMValueRef q = cg_loop_begin(cg, &lq, I(0), I(UV));
+  LLVMValueRef s = NULL;
+  for (int64_t k = 0; k < cv->nch; k++) {
+    LLVMValueRef v = LLVMBuildLoad2(b, cg->f32, fgep(cg, tr, ADD(q, I(k * chunk))), "");
+    s = s ? LLVMBuildFAdd(b, s, v, "") : v;
+  }
+  LLVMBuildStore(b, LLVMBuildFAdd(b, s, bo, ""), fgep(cg, yr, q));
+  cg_loop_end(cg, &lq);
+  cg_loop_end(cg, &la);
+  cg_loop_end(cg, &lb);
+}
+
 void cg_conv_gemm_emit(Cg *cg, const IrNode *n, CgVal *out, CgVal *work) {
   ConvGemm cv;
   NNC_ASSERT(conv_gemm_geo(cg, n, &cv));
   char bname[96], kname[96];
-  snprintf(bname, sizeof bname, "k%d_%s_gemm_body", n->id, ir_op_info[n->op].name);
-  snprintf(kname, sizeof kname, "k%d_%s_gemm", n->id, ir_op_info[n->op].name);
+  const char *form = cv.taps ? "taps" : "gemm";
+  snprintf(bname, sizeof bname, "k%d_%s_%s_body", n->id, ir_op_info[n->op].name, form);
+  snprintf(kname, sizeof kname, "k%d_%s_%s", n->id, ir_op_info[n->op].name, form);
   if (LLVMGetNamedFunction(cg->mod, kname)) {
     size_t l = strlen(bname);
     snprintf(bname + l, sizeof bname - l, ".%s", cg->fname);
     l = strlen(kname);
     snprintf(kname + l, sizeof kname - l, ".%s", cg->fname);
   }
-  LLVMValueRef body = conv_gemm_body(cg, n, &cv, bname);
+  LLVMValueRef body = cv.taps ? conv_taps_body(cg, n, &cv, bname)
+                              : conv_gemm_body(cg, n, &cv, bname);
   LLVMTypeRef bp[3] = {cg->i64, cg->i64, cg->ptr};
   LLVMTypeRef bty = LLVMFunctionType(cg->vd, bp, 3, false);
   LLVMTypeRef kp[5] = {cg->ptr, cg->ptr, cg->ptr, cg->ptr, cg->ptr};
@@ -661,6 +921,8 @@ void cg_conv_gemm_emit(Cg *cg, const IrNode *n, CgVal *out, CgVal *work) {
     LLVMValueRef a[3] = {I(0), I(1), ctx};
     LLVMBuildCall2(b, bty, body, a, 3, "");
   }
+  if (cv.taps)
+    conv_taps_sum(cg, n, &cv, LLVMGetParam(kf, 0), LLVMGetParam(kf, 3), LLVMGetParam(kf, 4));
   LLVMBuildRetVoid(b);
   LLVMValueRef i = cg_i64(cg, work->off);
   LLVMValueRef wp = LLVMBuildInBoundsGEP2(cg->eb, cg->i8, cg->earena, &i, 1, "");
