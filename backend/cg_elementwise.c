@@ -16,6 +16,8 @@
 ** the interpreter's rules, as the interpreter does.
 */
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "cg_int.h"
 
@@ -108,35 +110,93 @@ LLVMValueRef cg_rand(Cg *cg, const IrNode *n, LLVMValueRef *idx) {
 
 /* ------------------------------------------------------------ float math */
 
-static LLVMValueRef fc(Cg *cg, LLVMValueRef like, double v);
+/* A constant of like's type: a float, or a splat of a float vector. */
+static LLVMValueRef fc(Cg *cg, LLVMValueRef like, double v) {
+  (void)cg;
+  LLVMTypeRef t = LLVMTypeOf(like);
+  if (LLVMGetTypeKind(t) != LLVMVectorTypeKind) return LLVMConstReal(t, v);
+  unsigned n = LLVMGetVectorSize(t);
+  LLVMValueRef e[64], c = LLVMConstReal(LLVMGetElementType(t), v);
+  NNC_ASSERT(n <= 64);
+  for (unsigned i = 0; i < n; i++) e[i] = c;
+  return LLVMConstVector(e, n);
+}
 
-/* exp for f32 in straight-line IR so that loops calling it vectorise
-** (Cephes expf: x = n ln2 + r, |r| <= ln2/2, a degree-6 polynomial, times
-** 2^n applied in two halves so that results down to the subnormals stay
-** right; relative error about 1e-7).  f64 uses llvm.exp (libm). */
+/* An i32 constant shaped like the float (vector) like. */
+static LLVMValueRef ic(Cg *cg, LLVMValueRef like, int64_t v) {
+  LLVMTypeRef t = LLVMTypeOf(like);
+  if (LLVMGetTypeKind(t) != LLVMVectorTypeKind) return cg_i32(cg, v);
+  unsigned n = LLVMGetVectorSize(t);
+  LLVMValueRef e[64], c = cg_i32(cg, v);
+  NNC_ASSERT(n <= 64);
+  for (unsigned i = 0; i < n; i++) e[i] = c;
+  return LLVMConstVector(e, n);
+}
+
+/* The type of an integer (vector) shaped like the float (vector) like. */
+static LLVMTypeRef ishape(Cg *cg, LLVMValueRef like) {
+  LLVMTypeRef t = LLVMTypeOf(like);
+  if (LLVMGetTypeKind(t) != LLVMVectorTypeKind) return cg->i32;
+  return LLVMVectorType(cg->i32, LLVMGetVectorSize(t));
+}
+
+static bool is_f32(Cg *cg, LLVMValueRef x) {
+  LLVMTypeRef t = LLVMTypeOf(x);
+  if (LLVMGetTypeKind(t) == LLVMVectorTypeKind) t = LLVMGetElementType(t);
+  return t == cg->f32;
+}
+
+void cg_kern_wide(Cg *cg) {
+  if (!cg->k || cg->vec_floats <= 4) return;
+  char w[16];
+  snprintf(w, sizeof w, "%d", cg->vec_floats * 32);
+  static const char key[] = "prefer-vector-width";
+  LLVMAddAttributeAtIndex(cg->k->fn, LLVMAttributeFunctionIndex,
+                          LLVMCreateStringAttribute(cg->ctx, key, sizeof key - 1, w,
+                                                    (unsigned)strlen(w)));
+}
+
+static LLVMValueRef sel(Cg *cg, LLVMRealPredicate p, LLVMValueRef a,
+                        LLVMValueRef bb, LLVMValueRef t, LLVMValueRef f) {
+  return LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, p, a, bb, ""), t, f, "");
+}
+
+#define FADD(x, y) cg_fm(LLVMBuildFAdd(cg->b, x, y, ""), false)
+#define FSUB(x, y) cg_fm(LLVMBuildFSub(cg->b, x, y, ""), false)
+#define FMUL(x, y) cg_fm(LLVMBuildFMul(cg->b, x, y, ""), false)
+#define FDIV(x, y) cg_fm(LLVMBuildFDiv(cg->b, x, y, ""), false)
+
+/* exp for f32 (or a vector of f32) in straight-line IR so that loops
+** calling it vectorise (Cephes expf: x = n ln2 + r, |r| <= ln2/2, a
+** degree-6 polynomial evaluated with fused multiply-adds, times 2^n applied
+** in two halves so that results down to the subnormals stay right;
+** relative error about 1e-7; 0 below ln 2^-150, where the result rounds to
+** 0).  The kernel prefers full-width vectors (cg_kern_wide).  f64 uses
+** llvm.exp (libm). */
 LLVMValueRef cg_exp(Cg *cg, LLVMValueRef x) {
-  if (LLVMTypeOf(x) != cg->f32) return cg_intr1(cg, "llvm.exp", x);
+  if (!is_f32(cg, x)) return cg_intr1(cg, "llvm.exp", x);
+  cg_kern_wide(cg);
   LLVMBuilderRef b = cg->b;
   LLVMValueRef xc = cg_intr2(cg, "llvm.minnum", cg_intr2(cg, "llvm.maxnum", x, fc(cg, x, -104.0)),
                              fc(cg, x, 88.8));
-  LLVMValueRef n = cg_intr1(cg, "llvm.rint", LLVMBuildFMul(b, xc, fc(cg, x, M_LOG2E), ""));
-  LLVMValueRef r = LLVMBuildFSub(b, xc, LLVMBuildFMul(b, n, fc(cg, x, 0.693359375), ""), "");
-  r = LLVMBuildFSub(b, r, LLVMBuildFMul(b, n, fc(cg, x, -2.12194440e-4), ""), "");
+  LLVMValueRef n = cg_intr1(cg, "llvm.rint", FMUL(xc, fc(cg, x, M_LOG2E)));
+  LLVMValueRef r = FSUB(xc, FMUL(n, fc(cg, x, 0.693359375)));
+  r = FSUB(r, FMUL(n, fc(cg, x, -2.12194440e-4)));
   static const double c[6] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3,
                               4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1};
   LLVMValueRef p = fc(cg, x, c[0]);
-  for (int i = 1; i < 6; i++)
-    p = LLVMBuildFAdd(b, LLVMBuildFMul(b, p, r, ""), fc(cg, x, c[i]), "");
-  LLVMValueRef rr = LLVMBuildFMul(b, r, r, "");
-  p = LLVMBuildFAdd(b, LLVMBuildFAdd(b, LLVMBuildFMul(b, p, rr, ""), r, ""), fc(cg, x, 1), "");
-  LLVMValueRef ni = LLVMBuildFPToSI(b, n, cg->i32, "");
-  LLVMValueRef n1 = LLVMBuildAShr(b, ni, cg_i32(cg, 1), ""), n2 = LLVMBuildSub(b, ni, n1, "");
-  LLVMValueRef s1 = LLVMBuildBitCast(b, LLVMBuildShl(b, LLVMBuildAdd(b, n1, cg_i32(cg, 127), ""), cg_i32(cg, 23), ""), cg->f32, "");
-  LLVMValueRef s2 = LLVMBuildBitCast(b, LLVMBuildShl(b, LLVMBuildAdd(b, n2, cg_i32(cg, 127), ""), cg_i32(cg, 23), ""), cg->f32, "");
+  for (int i = 1; i < 6; i++) p = FADD(FMUL(p, r), fc(cg, x, c[i]));
+  LLVMValueRef rr = FMUL(r, r);
+  p = FADD(FADD(FMUL(p, rr), r), fc(cg, x, 1));
+  LLVMTypeRef it = ishape(cg, x), ft = LLVMTypeOf(x);
+  LLVMValueRef ni = LLVMBuildFPToSI(b, n, it, "");
+  LLVMValueRef n1 = LLVMBuildAShr(b, ni, ic(cg, x, 1), ""), n2 = LLVMBuildSub(b, ni, n1, "");
+  LLVMValueRef s1 = LLVMBuildBitCast(b, LLVMBuildShl(b, LLVMBuildAdd(b, n1, ic(cg, x, 127), ""), ic(cg, x, 23), ""), ft, "");
+  LLVMValueRef s2 = LLVMBuildBitCast(b, LLVMBuildShl(b, LLVMBuildAdd(b, n2, ic(cg, x, 127), ""), ic(cg, x, 23), ""), ft, "");
   LLVMValueRef y = LLVMBuildFMul(b, LLVMBuildFMul(b, p, s1, ""), s2, "");
-  y = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, fc(cg, x, 88.72283935546875), ""),
-                      fc(cg, x, INFINITY), y, "");
-  return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNO, x, x, ""), x, y, "");
+  y = sel(cg, LLVMRealOLT, x, fc(cg, x, -103.97207708399179), fc(cg, x, 0), y);
+  y = sel(cg, LLVMRealOGT, x, fc(cg, x, 88.72283935546875), fc(cg, x, INFINITY), y);
+  return sel(cg, LLVMRealUNO, x, x, x, y);
 }
 
 /* tanh for f32 in straight-line IR (Cephes tanhf: an odd polynomial below
@@ -159,20 +219,6 @@ static LLVMValueRef tanh_(Cg *cg, LLVMValueRef x) {
 }
 LLVMValueRef cg_log(Cg *cg, LLVMValueRef x) { return cg_intr1(cg, "llvm.log", x); }
 
-static LLVMValueRef fc(Cg *cg, LLVMValueRef like, double v) {
-  return LLVMConstReal(LLVMTypeOf(like), v);
-}
-
-static LLVMValueRef sel(Cg *cg, LLVMRealPredicate p, LLVMValueRef a,
-                        LLVMValueRef bb, LLVMValueRef t, LLVMValueRef f) {
-  return LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, p, a, bb, ""), t, f, "");
-}
-
-#define FADD(x, y) cg_fm(LLVMBuildFAdd(cg->b, x, y, ""), false)
-#define FSUB(x, y) cg_fm(LLVMBuildFSub(cg->b, x, y, ""), false)
-#define FMUL(x, y) cg_fm(LLVMBuildFMul(cg->b, x, y, ""), false)
-#define FDIV(x, y) cg_fm(LLVMBuildFDiv(cg->b, x, y, ""), false)
-
 /* NaN-propagating max (the interpreter's nmax). */
 LLVMValueRef cg_fmax_nan(Cg *cg, LLVMValueRef a, LLVMValueRef b) {
   LLVMValueRef keep = LLVMBuildOr(cg->b, LLVMBuildFCmp(cg->b, LLVMRealUNO, a, a, ""),
@@ -186,14 +232,28 @@ static LLVMValueRef fmin_nan(Cg *cg, LLVMValueRef a, LLVMValueRef b) {
   return LLVMBuildSelect(cg->b, keep, a, b, "");
 }
 
+/* Abramowitz-Stegun 7.1.26: erf x = 1 - t P(t) e^-x^2, t = 1/(1 +
+** 0.3275911|x|), sign restored (absolute error 1.5e-7 everywhere, but not
+** relative near 0); ax = |x|, z = x^2. */
+static LLVMValueRef erf_as(Cg *cg, LLVMValueRef x, LLVMValueRef ax, LLVMValueRef z) {
+  LLVMValueRef t = FDIV(fc(cg, x, 1), FADD(fc(cg, x, 1), FMUL(ax, fc(cg, x, 0.3275911))));
+  static const double a[5] = {1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592};
+  LLVMValueRef q = fc(cg, x, a[0]);
+  for (int i = 1; i < 5; i++) q = FADD(FMUL(q, t), fc(cg, x, a[i]));
+  q = FMUL(q, t);
+  LLVMValueRef e = cg_exp(cg, LLVMBuildFNeg(cg->b, z, ""));
+  return cg_intr2(cg, "llvm.copysign", FSUB(fc(cg, x, 1), FMUL(q, e)), x);
+}
+
 /* erf for f32 in straight-line IR: the Maclaurin series to x^21 for
 ** |x| <= 1 (error < 2e-8 relative), Abramowitz-Stegun 7.1.26 above
 ** (1 - t P(t) e^-x^2, t = 1/(1 + 0.3275911|x|), absolute error 1.5e-7),
-** sign restored; f64: libm. */
+** sign restored; both polynomials in fused multiply-adds, in a kernel
+** that prefers full-width vectors (cg_kern_wide); f64: libm. */
 static LLVMValueRef erf_(Cg *cg, LLVMValueRef x) {
-  if (LLVMTypeOf(x) != cg->f32) return cg_libm1(cg, "erf", x);
-  LLVMBuilderRef b = cg->b;
-  LLVMValueRef ax = cg_intr1(cg, "llvm.fabs", x), z = LLVMBuildFMul(b, x, x, "");
+  if (!is_f32(cg, x)) return cg_libm1(cg, "erf", x);
+  cg_kern_wide(cg);
+  LLVMValueRef ax = cg_intr1(cg, "llvm.fabs", x), z = FMUL(x, x);
   /* sum_n (-1)^n x^(2n+1) / (n! (2n+1)), times 2/sqrt(pi), Horner in z */
   LLVMValueRef p = fc(cg, x, 0);
   double fact = 1;
@@ -202,21 +262,10 @@ static LLVMValueRef erf_(Cg *cg, LLVMValueRef x) {
     if (n > 0) fact *= n;
     cf[n] = (n % 2 ? -1.0 : 1.0) / (fact * (2 * n + 1));
   }
-  for (int n = 10; n >= 0; n--)
-    p = LLVMBuildFAdd(b, LLVMBuildFMul(b, p, z, ""), fc(cg, x, cf[n]), "");
-  LLVMValueRef small = LLVMBuildFMul(b, LLVMBuildFMul(b, p, x, ""), fc(cg, x, M_2_SQRTPI), "");
-  LLVMValueRef t = LLVMBuildFDiv(b, fc(cg, x, 1),
-                                 LLVMBuildFAdd(b, fc(cg, x, 1), LLVMBuildFMul(b, ax, fc(cg, x, 0.3275911), ""), ""), "");
-  static const double a[5] = {1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592};
-  LLVMValueRef q = fc(cg, x, a[0]);
-  for (int i = 1; i < 5; i++)
-    q = LLVMBuildFAdd(b, LLVMBuildFMul(b, q, t, ""), fc(cg, x, a[i]), "");
-  q = LLVMBuildFMul(b, q, t, "");
-  LLVMValueRef e = cg_exp(cg, LLVMBuildFNeg(b, z, ""));
-  LLVMValueRef big = LLVMBuildFSub(b, fc(cg, x, 1), LLVMBuildFMul(b, q, e, ""), "");
-  big = cg_intr2(cg, "llvm.copysign", big, x);
-  LLVMValueRef r = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLE, ax, fc(cg, x, 1), ""), small, big, "");
-  return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNO, x, x, ""), x, r, "");
+  for (int n = 10; n >= 0; n--) p = FADD(FMUL(p, z), fc(cg, x, cf[n]));
+  LLVMValueRef small = FMUL(FMUL(p, x), fc(cg, x, M_2_SQRTPI));
+  LLVMValueRef r = sel(cg, LLVMRealOLE, ax, fc(cg, x, 1), small, erf_as(cg, x, ax, z));
+  return sel(cg, LLVMRealUNO, x, x, x, r);
 }
 
 /* 1/(1+e^-x) for x >= 0, e^x/(1+e^x) below: both from e = exp(-|x|). */
@@ -232,8 +281,19 @@ static LLVMValueRef softplus(Cg *cg, LLVMValueRef x, double beta, double th) {
   return sel(cg, LLVMRealOGT, bx, fc(cg, x, th), x, s);
 }
 
+/* gelu = x/2 (1 + erf(x/sqrt 2)).  f32 takes erf from Abramowitz-Stegun
+** alone: its absolute error 1.5e-7 is at most 1.5e-7 |x|/2 here, and the
+** Maclaurin branch that erf_ adds for relative accuracy near 0 would only
+** cost time (the kernel is one of the larger ones of a transformer). */
 static LLVMValueRef gelu(Cg *cg, LLVMValueRef x) {
-  LLVMValueRef e = erf_(cg, FMUL(x, fc(cg, x, M_SQRT1_2)));
+  LLVMValueRef h = FMUL(x, fc(cg, x, M_SQRT1_2)), e;
+  if (is_f32(cg, h)) {
+    cg_kern_wide(cg);
+    e = erf_as(cg, h, cg_intr1(cg, "llvm.fabs", h), FMUL(h, h));
+    e = sel(cg, LLVMRealUNO, h, h, h, e);
+  } else {
+    e = erf_(cg, h);
+  }
   return FMUL(FMUL(fc(cg, x, 0.5), x), FADD(fc(cg, x, 1), e));
 }
 

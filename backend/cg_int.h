@@ -161,6 +161,10 @@ LLVMValueRef cg_sigmoid(Cg *cg, LLVMValueRef x);
 LLVMValueRef cg_exp(Cg *cg, LLVMValueRef x);
 LLVMValueRef cg_log(Cg *cg, LLVMValueRef x);
 LLVMValueRef cg_fmax_nan(Cg *cg, LLVMValueRef a, LLVMValueRef b);
+/* Mark the current kernel (if any) as preferring full-width vectors
+** (prefer-vector-width = vec_floats * 32 bits): its loops compute
+** polynomial math (exp, erf) that gains from the widest vectors. */
+void cg_kern_wide(Cg *cg);
 /* cg_shape.c; cg_checked_label: a label x of dtype t checked against
 ** [0, n), as i64 (0 with CG_ERR_RANGE set when outside). */
 LLVMValueRef cg_checked_label(Cg *cg, LLVMValueRef x, DType t, int64_t n);

@@ -7,8 +7,12 @@
 ** row is computed in place as y[i,:] = sum_k a[i,k] b[k,:] (the i-k-j
 ** order, whose inner loop over j is contiguous and vectorises); other
 ** dtypes use a dot product per element accumulated in f64 (as the
-** interpreter).  The packed register-blocked SGEMM of backend/gemm.c
-** replaces the f32 path when it lands.
+** interpreter).  f32 matmuls over materialised operands with a unit
+** stride go instead to the packed SGEMM of backend/gemm.c (one call, the
+** batch folded into the rows when B has none) or, when still batched and
+** small per batch element (attention's q kT and p v), to a direct
+** register-tiled kernel parallel over the batch (see "small batched
+** matmul" below).
 **
 ** attention: y[..., i, c] = sum_j p_j v[j, c] / sum_j p_j with p_j =
 ** exp(s_j - max s), s_j = q_i . k_j * scale (+ mask, causal); a row whose
@@ -361,6 +365,29 @@ static bool gemm_layout(Cg *cg, const IrNode *mm, GemmLayout *l) {
   return true;
 }
 
+static bool direct_ok(Cg *cg, const IrNode *mm);
+
+/* When B has no batch (rank 2, or batch dims of 1) and the batch elements
+** of A are whole consecutive row blocks (A not transposed, batch strides
+** N·lda, N·lda·d, ...), the batched product is one SGEMM over nb·N rows:
+** fold the batch into the rows of g (nb becomes 1). */
+static void gemm_fold_batch(Cg *cg, const IrNode *mm, const GemmLayout *l, MM *g) {
+  const IrType *a = &mm->args[0]->type, *b = &mm->args[1]->type;
+  if (g->nb < 2 || l->ta || g->ra < 2) return;
+  for (int k = 0; k + 2 < b->rank; k++)
+    if (b->dim[k] != 1) return;
+  const int64_t *sa = cg_val(cg, mm->args[0])->st;
+  int64_t expect = g->N * l->lda, na = 1;
+  for (int k = a->rank - 3; k >= 0; k--) {
+    if (a->dim[k] != 1 && sa[k] != expect) return;
+    expect *= a->dim[k];
+    na *= a->dim[k];
+  }
+  if (na != g->nb) return;
+  g->N *= g->nb;
+  g->nb = 1;
+}
+
 bool cg_gemm_ok(Cg *cg, const IrNode *mm) {
   GemmLayout l;
   return gemm_layout(cg, mm, &l);
@@ -382,6 +409,7 @@ static void gemm_spec(Cg *cg, const GemmLayout *l, bool bias, bool relu,
 
 int64_t cg_gemm_work(Cg *cg, const IrNode *mm) {
   if (mm->op != IR_OP_MATMUL) return cg_conv_gemm_work(cg, mm);
+  if (direct_ok(cg, mm)) return 1; /* the direct kernel needs none */
   GemmLayout l;
   GemmSpec s;
   char name[64];
@@ -389,6 +417,7 @@ int64_t cg_gemm_work(Cg *cg, const IrNode *mm) {
   gemm_layout(cg, mm, &l);
   gemm_spec(cg, &l, false, false, &s, name, sizeof name);
   mm_shape(mm, &g);
+  gemm_fold_batch(cg, mm, &l, &g);
   return cg_gemm_work_floats(&s, g.N, g.M, g.K, 2);
 }
 
@@ -419,6 +448,277 @@ static LLVMValueRef batch_off(Cg *cg, const MM *g, const IrType *t, const int64_
   return off;
 }
 
+/* ------------------------------------------------ small batched matmul */
+
+/* A batched f32 matmul whose per-batch product is small (the attention
+** products of a transformer: [64,32]·[32,64] per head) gains nothing from
+** the SGEMM's packing and blocking, whose fixed costs per call dominate.
+** Such a matmul gets a direct kernel instead, parallel over the batch: per
+** batch element it copies op(B) (K×M, any strides) into a stack panel of
+** K rows of Mp = M rounded up to the vector width W (zero padded), then
+** for each block of V·W columns runs register tiles of R rows × V vectors
+** over the rows of A: for k in [0, K), V vector loads of the panel row, R
+** broadcasts of A[i, k] (read in place, any strides) and R·V fused
+** multiply-adds, then the epilogue (+ bias, relu) and the stores (masked
+** for the last partial vector).  Each element is one sum in k order, so
+** the result does not depend on the thread count. */
+#define DIRECT_PANEL_FLOATS 8192 /* the K×Mp panel: 32 KiB, within L1 */
+#define DIRECT_MAX_ROWS 512      /* N per batch element */
+
+static int direct_vecs(Cg *cg) { return cg->vec_regs >= 32 ? 4 : 2; }
+
+static int direct_rows(Cg *cg) {
+  int v = direct_vecs(cg), r = (cg->vec_regs - v - 1) / v;
+  return r > 8 ? 8 : r;
+}
+
+/* The direct kernel: a matmul still batched after gemm_fold_batch. */
+static bool direct_ok(Cg *cg, const IrNode *mm) {
+  MM g;
+  GemmLayout l;
+  if (mm->op != IR_OP_MATMUL || !gemm_layout(cg, mm, &l)) return false;
+  mm_shape(mm, &g);
+  gemm_fold_batch(cg, mm, &l, &g);
+  int64_t W = cg->vec_floats, Mp = (g.M + W - 1) / W * W;
+  return mm->op == IR_OP_MATMUL && g.ra >= 2 && g.rb >= 2 && g.nb >= 2 &&
+         cg->vec_floats >= 4 && g.K * Mp <= DIRECT_PANEL_FLOATS &&
+         g.N <= DIRECT_MAX_ROWS && g.K >= 1 && g.M >= 1 && g.N >= 1;
+}
+
+static LLVMValueRef vsplat(Cg *cg, LLVMValueRef x, int w) {
+  LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(x), (unsigned)w);
+  LLVMValueRef v = LLVMBuildInsertElement(cg->b, LLVMGetUndef(vt), x, cg_i32(cg, 0), "");
+  return LLVMBuildShuffleVector(cg->b, v, LLVMGetUndef(vt),
+                                LLVMConstNull(LLVMVectorType(cg->i32, (unsigned)w)), "");
+}
+
+static LLVMValueRef fptr(Cg *cg, LLVMValueRef base, LLVMValueRef off) {
+  return LLVMBuildInBoundsGEP2(cg->b, cg->f32, base, &off, 1, "");
+}
+
+typedef struct Direct {
+  MM g;
+  int W, V, R;
+  int64_t Mp, sai, sak;       /* A's strides along i and k */
+  LLVMValueRef y, a, panel, bias; /* y, a: this batch element's bases */
+  bool relu;
+  LLVMTypeRef vt;
+} Direct;
+
+/* One register tile: rows [i0, i0 + nr) by the nv vectors from column j0
+** (the last of them partial, masked, when the tile ends at column M). */
+static void direct_tile(Cg *cg, const Direct *d, LLVMValueRef i0, int nr,
+                        LLVMValueRef j0, int nv, bool last) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef acc[8][4];
+  LLVMValueRef slot = cg_alloca(cg, LLVMArrayType2(d->vt, (uint64_t)(nr * nv)), "v_tile");
+  for (int r = 0; r < nr; r++)
+    for (int v = 0; v < nv; v++) {
+      LLVMValueRef gi[2] = {cg_i64(cg, 0), cg_i64(cg, r * nv + v)};
+      acc[r][v] = LLVMBuildInBoundsGEP2(b, LLVMArrayType2(d->vt, (uint64_t)(nr * nv)), slot, gi, 2, "");
+      LLVMBuildStore(b, LLVMConstNull(d->vt), acc[r][v]);
+    }
+  CgLoop lk;
+  LLVMValueRef k = cg_loop_begin(cg, &lk, cg_i64(cg, 0), cg_i64(cg, d->g.K));
+  LLVMValueRef bv[4];
+  LLVMValueRef prow = LLVMBuildNSWMul(b, k, cg_i64(cg, d->Mp), "");
+  for (int v = 0; v < nv; v++) {
+    LLVMValueRef o = LLVMBuildNSWAdd(b, prow, LLVMBuildNSWAdd(b, j0, cg_i64(cg, v * d->W), ""), "");
+    bv[v] = LLVMBuildLoad2(b, d->vt, fptr(cg, d->panel, o), "");
+    LLVMSetAlignment(bv[v], 4);
+  }
+  LLVMValueRef ka = LLVMBuildNSWMul(b, k, cg_i64(cg, d->sak), "");
+  for (int r = 0; r < nr; r++) {
+    LLVMValueRef i = LLVMBuildNSWAdd(b, i0, cg_i64(cg, r), "");
+    LLVMValueRef o = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, i, cg_i64(cg, d->sai), ""), ka, "");
+    LLVMValueRef av = vsplat(cg, LLVMBuildLoad2(b, cg->f32, fptr(cg, d->a, o), ""), d->W);
+    for (int v = 0; v < nv; v++) {
+      LLVMValueRef p = cg_fm(LLVMBuildFMul(b, av, bv[v], ""), false);
+      LLVMValueRef s = LLVMBuildFAdd(b, LLVMBuildLoad2(b, d->vt, acc[r][v], ""), p, "");
+      LLVMBuildStore(b, cg_fm(s, false), acc[r][v]);
+    }
+  }
+  cg_loop_end(cg, &lk);
+  /* epilogue and stores */
+  LLVMValueRef zero = LLVMConstNull(d->vt);
+  for (int v = 0; v < nv; v++) {
+    LLVMValueRef j = LLVMBuildNSWAdd(b, j0, cg_i64(cg, v * d->W), "");
+    int64_t live = last && v == nv - 1 ? d->g.M - (d->Mp - d->W) : d->W;
+    LLVMValueRef bias = NULL;
+    if (d->bias) {
+      bias = LLVMBuildLoad2(b, d->vt, fptr(cg, d->bias, j), "");
+      LLVMSetAlignment(bias, 4);
+    }
+    LLVMValueRef mask = NULL;
+    if (live < d->W) {
+      LLVMValueRef m[64];
+      for (int l = 0; l < d->W; l++) m[l] = LLVMConstInt(cg->i1, l < live, 0);
+      mask = LLVMConstVector(m, (unsigned)d->W);
+    }
+    for (int r = 0; r < nr; r++) {
+      LLVMValueRef x = LLVMBuildLoad2(b, d->vt, acc[r][v], "");
+      if (bias) x = LLVMBuildFAdd(b, x, bias, "");
+      if (d->relu)
+        x = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, zero, ""), zero, x, "");
+      LLVMValueRef i = LLVMBuildNSWAdd(b, i0, cg_i64(cg, r), "");
+      LLVMValueRef o = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, i, cg_i64(cg, d->g.M), ""), j, "");
+      LLVMValueRef yp = fptr(cg, d->y, o);
+      if (!mask) {
+        LLVMSetAlignment(LLVMBuildStore(b, x, yp), 4);
+        continue;
+      }
+      LLVMTypeRef ov[2] = {d->vt, cg->ptr};
+      unsigned id = LLVMLookupIntrinsicID("llvm.masked.store", 17);
+      LLVMValueRef f = LLVMGetIntrinsicDeclaration(cg->mod, id, ov, 2);
+      LLVMTypeRef fty = LLVMIntrinsicGetType(cg->ctx, id, ov, 2);
+      LLVMValueRef args[4] = {x, yp, cg_i32(cg, 4), mask};
+      LLVMBuildCall2(b, fty, f, args, 4, "");
+    }
+  }
+}
+
+/* The tiles of all N rows for the nv vectors from column j0. */
+static void direct_block(Cg *cg, const Direct *d, LLVMValueRef j0, int nv, bool last) {
+  int64_t full = d->g.N / d->R, rest = d->g.N % d->R;
+  if (full > 0) {
+    CgLoop li;
+    LLVMValueRef ib = cg_loop_begin(cg, &li, cg_i64(cg, 0), cg_i64(cg, full));
+    direct_tile(cg, d, LLVMBuildNSWMul(cg->b, ib, cg_i64(cg, d->R), ""), d->R, j0, nv, last);
+    cg_loop_end(cg, &li);
+  }
+  if (rest > 0) direct_tile(cg, d, cg_i64(cg, full * d->R), (int)rest, j0, nv, last);
+}
+
+/* The direct kernel body(begin, end, ctx) over batch elements [begin, end);
+** ctx holds the pointers y, a, b, bias. */
+static LLVMValueRef direct_kernel(Cg *cg, const IrNode *mm, const char *name,
+                                  bool bias, bool relu, LLVMTypeRef sty) {
+  Direct d = {.W = cg->vec_floats, .V = direct_vecs(cg), .R = direct_rows(cg),
+              .relu = relu};
+  mm_shape(mm, &d.g);
+  const IrType *at = &mm->args[0]->type, *bt = &mm->args[1]->type;
+  CgVal *av = cg_val(cg, mm->args[0]), *bv = cg_val(cg, mm->args[1]);
+  d.Mp = (d.g.M + d.W - 1) / d.W * d.W;
+  d.sai = av->st[at->rank - 2];
+  d.sak = av->st[at->rank - 1];
+  int64_t sbk = bv->st[bt->rank - 2], sbj = bv->st[bt->rank - 1];
+  d.vt = LLVMVectorType(cg->f32, (unsigned)d.W);
+  LLVMTypeRef bpt[3] = {cg->i64, cg->i64, cg->ptr};
+  LLVMTypeRef fty = LLVMFunctionType(cg->vd, bpt, 3, false);
+  LLVMValueRef fn = LLVMAddFunction(cg->mod, name, fty);
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  const char *attrs[2] = {"noinline", "nounwind"};
+  for (int i = 0; i < 2; i++)
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName(attrs[i], strlen(attrs[i])), 0));
+  char w[16];
+  snprintf(w, sizeof w, "%d", d.W * 32);
+  static const char *const keys[2] = {"prefer-vector-width", "min-legal-vector-width"};
+  for (int i = 0; i < 2; i++)
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(cg->ctx, keys[i], (unsigned)strlen(keys[i]),
+                                                      w, (unsigned)strlen(w)));
+  /* a pseudo kernel so that cg_alloca and the loops work in fn */
+  CgKern *saved = cg->k, kern = {.fn = fn};
+  kern.entry = LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry");
+  cg->k = &kern;
+  LLVMBuilderRef b = cg->b;
+  LLVMPositionBuilderAtEnd(b, kern.entry);
+  LLVMValueRef ctx = LLVMGetParam(fn, 2), p[4];
+  for (int i = 0; i < 4; i++)
+    p[i] = LLVMBuildLoad2(b, cg->ptr, LLVMBuildStructGEP2(b, sty, ctx, (unsigned)i, ""), "");
+  d.panel = cg_alloca(cg, LLVMArrayType2(cg->f32, (uint64_t)(d.g.K * d.Mp)), "v_panel");
+  LLVMSetAlignment(d.panel, 64);
+  LLVMValueRef zero = cg_i64(cg, 0);
+  if (bias) { /* the bias, zero padded to Mp */
+    d.bias = cg_alloca(cg, LLVMArrayType2(cg->f32, (uint64_t)d.Mp), "v_bias");
+    LLVMSetAlignment(d.bias, 64);
+    for (int64_t j = 0; j < d.Mp; j++) {
+      LLVMValueRef x = LLVMConstReal(cg->f32, 0);
+      if (j < d.g.M) x = LLVMBuildLoad2(b, cg->f32, fptr(cg, p[3], cg_i64(cg, j)), "");
+      LLVMBuildStore(b, x, fptr(cg, d.bias, cg_i64(cg, j)));
+    }
+  }
+  /* padding columns of the panel: zero once */
+  if (d.Mp > d.g.M) {
+    CgLoop lk;
+    LLVMValueRef k = cg_loop_begin(cg, &lk, zero, cg_i64(cg, d.g.K));
+    for (int64_t j = d.g.M; j < d.Mp; j++)
+      LLVMBuildStore(b, LLVMConstReal(cg->f32, 0),
+                     fptr(cg, d.panel, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, k, cg_i64(cg, d.Mp), ""),
+                                                      cg_i64(cg, j), "")));
+    cg_loop_end(cg, &lk);
+  }
+  CgLoop lb, l1, l2;
+  LLVMValueRef bt_ = cg_loop_begin(cg, &lb, LLVMGetParam(fn, 0), LLVMGetParam(fn, 1));
+  LLVMValueRef bi[IR_MAX_RANK];
+  batch_index(cg, mm, &d.g, bt_, bi);
+  LLVMValueRef ao = batch_off(cg, &d.g, at, av->st, bi, 2);
+  LLVMValueRef bo = batch_off(cg, &d.g, bt, bv->st, bi, 2);
+  d.a = fptr(cg, p[1], ao);
+  d.y = fptr(cg, p[0], LLVMBuildNSWMul(b, bt_, cg_i64(cg, d.g.N * d.g.M), ""));
+  LLVMValueRef bb = fptr(cg, p[2], bo);
+  /* the panel: P[k, j] = B[k, j], the loop with the unit stride inside */
+  bool kin = sbj != 1 && sbk == 1;
+  LLVMValueRef o1 = cg_loop_begin(cg, &l1, zero, cg_i64(cg, kin ? d.g.M : d.g.K));
+  LLVMValueRef o2 = cg_loop_begin(cg, &l2, zero, cg_i64(cg, kin ? d.g.K : d.g.M));
+  LLVMValueRef k = kin ? o2 : o1, j = kin ? o1 : o2;
+  LLVMValueRef src = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, k, cg_i64(cg, sbk), ""),
+                                     LLVMBuildNSWMul(b, j, cg_i64(cg, sbj), ""), "");
+  LLVMValueRef dst = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, k, cg_i64(cg, d.Mp), ""), j, "");
+  LLVMBuildStore(b, LLVMBuildLoad2(b, cg->f32, fptr(cg, bb, src), ""), fptr(cg, d.panel, dst));
+  cg_loop_end(cg, &l2);
+  cg_loop_end(cg, &l1);
+  /* the tiles: blocks of V vectors whose columns are all below M (a loop),
+  ** then the rest (at most V vectors, the last one maybe partial) */
+  int64_t nvec = d.Mp / d.W, nfull = d.g.M / d.W / d.V;
+  int ntail = (int)(nvec - nfull * d.V);
+  for (int t = 0; t < 2; t++) {
+    if (t == 0 ? nfull == 0 : ntail == 0) continue;
+    CgLoop lc;
+    LLVMValueRef j0 = cg_i64(cg, nfull * d.V * d.W);
+    if (t == 0) {
+      LLVMValueRef cb = cg_loop_begin(cg, &lc, zero, cg_i64(cg, nfull));
+      j0 = LLVMBuildNSWMul(b, cb, cg_i64(cg, d.V * d.W), "");
+    }
+    direct_block(cg, &d, j0, t == 0 ? d.V : ntail, t == 1);
+    if (t == 0) cg_loop_end(cg, &lc);
+  }
+  cg_loop_end(cg, &lb);
+  LLVMBuildRetVoid(b);
+  cg->k = saved;
+  return fn;
+}
+
+/* Emit the direct kernel of node n and its call from the entry function
+** (through nnrt_parallel_for over the batch when the work is large). */
+static void direct_emit(Cg *cg, const IrNode *n, CgVal *out, const char *kname) {
+  const IrNode *mm = out->gemm;
+  MM g;
+  mm_shape(mm, &g);
+  LLVMTypeRef ft[4] = {cg->ptr, cg->ptr, cg->ptr, cg->ptr};
+  LLVMTypeRef sty = LLVMStructTypeInContext(cg->ctx, ft, 4, false);
+  LLVMValueRef fn = direct_kernel(cg, mm, kname, out->bias != NULL, out->relu, sty);
+  (void)n;
+  LLVMValueRef ctx = cg_alloca(cg, sty, "v_ctx");
+  LLVMValueRef vals[4] = {out->ptr, cg_val(cg, mm->args[0])->ptr, cg_val(cg, mm->args[1])->ptr,
+                          out->bias ? cg_val(cg, out->bias)->ptr : LLVMConstNull(cg->ptr)};
+  for (int i = 0; i < 4; i++)
+    LLVMBuildStore(cg->eb, vals[i], LLVMBuildStructGEP2(cg->eb, sty, ctx, (unsigned)i, ""));
+  int64_t th = cg->par_threshold;
+  if (th < 0 || g.nb * g.N * g.M * g.K <= th) {
+    LLVMValueRef args[3] = {cg_i64(cg, 0), cg_i64(cg, g.nb), ctx};
+    LLVMBuildCall2(cg->eb, LLVMGlobalGetValueType(fn), fn, args, 3, "");
+    return;
+  }
+  LLVMTypeRef pp[3] = {cg->i64, cg->ptr, cg->ptr};
+  LLVMTypeRef pty = LLVMFunctionType(cg->vd, pp, 3, false);
+  LLVMValueRef pf = LLVMGetNamedFunction(cg->mod, "nnrt_parallel_for");
+  if (!pf) pf = LLVMAddFunction(cg->mod, "nnrt_parallel_for", pty);
+  LLVMValueRef args[3] = {cg_i64(cg, g.nb), fn, ctx};
+  LLVMBuildCall2(cg->eb, pty, pf, args, 3, "");
+}
+
 /* The kernel of node n (a matmul, or the add/relu whose epilogue absorbed
 ** one): a loop over the batch calling the SGEMM, called from the entry. */
 void cg_gemm_emit(Cg *cg, const IrNode *n, CgVal *out, CgVal *work) {
@@ -433,6 +733,13 @@ void cg_gemm_emit(Cg *cg, const IrNode *n, CgVal *out, CgVal *work) {
   char gname[64], kname[96];
   NNC_ASSERT(gemm_layout(cg, mm, &l));
   mm_shape(mm, &g);
+  snprintf(kname, sizeof kname, "k%d_%s%s", n->id,
+           n == mm ? "" : out->relu ? "fused_relu_add_" : "fused_add_", "matmul");
+  if (direct_ok(cg, mm)) {
+    direct_emit(cg, n, out, kname);
+    return;
+  }
+  gemm_fold_batch(cg, mm, &l, &g);
   gemm_spec(cg, &l, out->bias != NULL, out->relu, &s, gname, sizeof gname);
   LLVMValueRef gf = LLVMGetNamedFunction(cg->mod, gname);
   if (!gf) {
@@ -442,8 +749,6 @@ void cg_gemm_emit(Cg *cg, const IrNode *n, CgVal *out, CgVal *work) {
   LLVMTypeRef gp[12] = {cg->i64, cg->i64, cg->i64, cg->ptr, cg->i64, cg->ptr,
                         cg->i64, cg->ptr, cg->i64, cg->f32, cg->ptr, cg->ptr};
   LLVMTypeRef gty = LLVMFunctionType(cg->vd, gp, 12, false);
-  snprintf(kname, sizeof kname, "k%d_%s%s", n->id,
-           n == mm ? "" : out->relu ? "fused_relu_add_" : "fused_add_", "matmul");
   LLVMTypeRef kp[5] = {cg->ptr, cg->ptr, cg->ptr, cg->ptr, cg->ptr};
   LLVMTypeRef kty = LLVMFunctionType(cg->vd, kp, 5, false);
   LLVMValueRef kf = LLVMAddFunction(cg->mod, kname, kty);

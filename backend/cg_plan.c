@@ -14,7 +14,9 @@
 ** (elementwise ops, reductions, softmax, losses, shape ops).  Constants,
 ** iota and causal masks are always recomputed where used.  A reshape of a
 ** contiguous materialised value, and a transpose, slice or broadcast of
-** any materialised value, is a strided view of the same memory.
+** any materialised value, is a strided view of the same memory; so is a
+** reshape of a strided materialised value when strides can express it
+** (splitting or merging dims that are contiguous among themselves).
 **
 ** Memory: positions are numbered in program order (a scan has a start, a
 ** yield and an end position around its body); a buffer is freed after the
@@ -64,6 +66,59 @@ static bool contiguous(const CgVal *c) {
     if (c->st[k] != st && c->v->type.dim[k] != 1) return false;
     st *= c->v->type.dim[k];
   }
+  return true;
+}
+
+/* The strides of a reshape of the strided value x as a view of its memory
+** (NumPy's no-copy reshape: each group of old dims whose product is that
+** of a group of new dims must be contiguous among itself; dims of 1 take
+** the stride they would have contiguously); false when it needs a copy. */
+static bool reshape_strides(const CgVal *x, const IrType *yt, int64_t *out) {
+  const IrType *xt = &x->v->type;
+  int64_t od[IR_MAX_RANK], os[IR_MAX_RANK], st[IR_MAX_RANK];
+  bool set[IR_MAX_RANK] = {false};
+  const int64_t *nd = yt->dim;
+  int on = 0, nn = yt->rank, oi = 0, ni = 0;
+  for (int k = 0; k < xt->rank; k++) {
+    if (xt->dim[k] == 0) return false;
+    if (xt->dim[k] != 1) {
+      od[on] = xt->dim[k];
+      os[on++] = x->st[k];
+    }
+  }
+  while (oi < on && ni < nn) {
+    if (nd[ni] == 1) {
+      ni++;
+      continue;
+    }
+    int oj = oi + 1, nj = ni + 1;
+    int64_t np = nd[ni], op = od[oi];
+    while (np != op) {
+      if (np < op) {
+        if (nj >= nn) return false;
+        np *= nd[nj++];
+      } else {
+        if (oj >= on) return false;
+        op *= od[oj++];
+      }
+    }
+    for (int k = oi; k + 1 < oj; k++)
+      if (os[k] != od[k + 1] * os[k + 1]) return false;
+    st[nj - 1] = os[oj - 1];
+    set[nj - 1] = true;
+    for (int k = nj - 1; k > ni; k--) {
+      st[k - 1] = st[k] * nd[k];
+      set[k - 1] = true;
+    }
+    ni = nj;
+    oi = oj;
+  }
+  for (int k = ni; k < nn; k++)
+    if (nd[k] != 1) return false;
+  if (oi < on) return false;
+  for (int k = nn - 1; k >= 0; k--)
+    if (!set[k]) st[k] = k + 1 < nn ? st[k + 1] * nd[k + 1] : 1;
+  for (int k = 0; k < nn; k++) out[k] = st[k];
   return true;
 }
 
@@ -192,6 +247,13 @@ static void decide(Cg *cg, const IrBlock *b, const IrNode **consumer) {
     if (op == IR_OP_RESHAPE && !cg_val(cg, n->args[0])->inl &&
         contiguous(cg_val(cg, n->args[0]))) {
       c->kind = CGB_VIEW;
+      c->root = cg_val(cg, n->args[0])->root;
+      c->base = cg_val(cg, n->args[0]);
+      continue;
+    }
+    if (op == IR_OP_RESHAPE && !cg_val(cg, n->args[0])->inl &&
+        reshape_strides(cg_val(cg, n->args[0]), &n->res[0]->type, c->st)) {
+      c->kind = CGB_VIEW; /* e.g. [B, T, D] -> [B, T, H, D/H] of a slice */
       c->root = cg_val(cg, n->args[0])->root;
       c->base = cg_val(cg, n->args[0]);
       continue;

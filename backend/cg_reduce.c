@@ -13,8 +13,10 @@
 ** max and min propagate NaN (llvm.maximum / llvm.minimum).
 **
 ** softmax has its own kernel over the rows (every position but the axis):
-** max, sum of exp(x - max), then the normalised values, three passes over
-** the row.
+** for f32 rows of at most SOFTMAX_ROW_MAX the row is computed once into a
+** stack buffer and the max, exp-and-sum and normalise passes are explicit
+** vector loops over it (softmax_rows); otherwise three passes over the
+** operand: max, sum of exp(x - max), then the normalised values.
 */
 #include <math.h>
 
@@ -207,12 +209,120 @@ static LLVMValueRef softmax_value(Cg *cg, const IrNode *n, LLVMValueRef x,
   return LLVMBuildFDiv(b, cg_exp(cg, d), s, "");
 }
 
+/* Rows longer than this use the three passes over the operand. */
+#define SOFTMAX_ROW_MAX 4096
+
+static LLVMValueRef splat(Cg *cg, LLVMValueRef x, int w) {
+  LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(x), (unsigned)w);
+  LLVMValueRef v = LLVMBuildInsertElement(cg->b, LLVMGetUndef(vt), x, cg_i32(cg, 0), "");
+  LLVMValueRef zero = LLVMConstNull(LLVMVectorType(cg->i32, (unsigned)w));
+  return LLVMBuildShuffleVector(cg->b, v, LLVMGetUndef(vt), zero, "");
+}
+
+/* The sum of the lanes of v (a fixed tree: the order does not depend on
+** anything but the width). */
+static LLVMValueRef lanes_sum(Cg *cg, LLVMValueRef v) {
+  LLVMTypeRef vt = LLVMTypeOf(v);
+  unsigned id = LLVMLookupIntrinsicID("llvm.vector.reduce.fadd", 23);
+  LLVMValueRef f = LLVMGetIntrinsicDeclaration(cg->mod, id, &vt, 1);
+  LLVMTypeRef fty = LLVMIntrinsicGetType(cg->ctx, id, &vt, 1);
+  LLVMValueRef args[2] = {LLVMConstReal(cg->f32, -0.0), v};
+  return cg_fm(LLVMBuildCall2(cg->b, fty, f, args, 2, ""), true);
+}
+
+/* The maxnum of the w lanes of v: a tree of halves (maxnum ignores NaN
+** lanes unless all are NaN, as the scalar fmax of the interpreter). */
+static LLVMValueRef lanes_max(Cg *cg, LLVMValueRef v, int w) {
+  for (int h = w / 2; h >= 1; h /= 2) {
+    LLVMValueRef m[64];
+    for (int l = 0; l < w; l++) m[l] = cg_i32(cg, l < h ? l + h : l);
+    LLVMValueRef hi = LLVMBuildShuffleVector(cg->b, v, LLVMGetUndef(LLVMTypeOf(v)),
+                                             LLVMConstVector(m, (unsigned)w), "");
+    v = cg_intr2(cg, "llvm.maxnum", v, hi);
+  }
+  return LLVMBuildExtractElement(cg->b, v, cg_i32(cg, 0), "");
+}
+
+/* The row kernel of an f32 (or f16/bf16) softmax with rows of at most
+** SOFTMAX_ROW_MAX: the row of the (fused) operand is computed once into a
+** stack buffer padded with -inf to whole vectors of W = vec_floats floats;
+** then explicit W-wide loops take its max (maxnum per lane), replace it by
+** exp(x - max) summing it (per lane, then the lanes), and the last loop
+** writes e * (1 / sum) (log_softmax: x - max - log(sum), keeping x).  A
+** NaN in the row makes the sum and so the row NaN, as in the interpreter;
+** an all -inf row gives NaN too (exp(-inf - -inf)). */
+static void softmax_rows(Cg *cg, const IrNode *n, LLVMValueRef begin,
+                         LLVMValueRef end) {
+  const IrType *t = &n->args[0]->type;
+  DType dt = n->res[0]->type.dtype;
+  int ax = cg_axis(ir_attr_int(&n->attrs, "axis", -1), t->rank);
+  bool logp = n->op == IR_OP_LOG_SOFTMAX;
+  LLVMBuilderRef b = cg->b;
+  int W = cg->vec_floats;
+  int64_t L = t->dim[ax], nv = (L + W - 1) / W;
+  LLVMTypeRef f32 = cg->f32, vt = LLVMVectorType(f32, (unsigned)W);
+  LLVMValueRef buf = cg_alloca(cg, LLVMArrayType2(f32, (uint64_t)(nv * W)), "v_row");
+  LLVMSetAlignment(buf, (unsigned)(W * 4));
+  LLVMValueRef acc = cg_alloca(cg, vt, "v_acc");
+  LLVMValueRef zero = cg_i64(cg, 0), xi[IR_MAX_RANK];
+  cg_kern_wide(cg);
+  CgLoop lr, l;
+  LLVMValueRef row = cg_loop_begin(cg, &lr, begin, end);
+  softmax_index(cg, t, ax, row, xi);
+  /* the row */
+  xi[ax] = cg_loop_begin(cg, &l, zero, cg_i64(cg, L));
+  LLVMValueRef gi[2] = {zero, xi[ax]};
+  LLVMValueRef x = cg_elem(cg, n->args[0], xi);
+  LLVMBuildStore(b, x, LLVMBuildInBoundsGEP2(b, LLVMArrayType2(f32, (uint64_t)(nv * W)), buf, gi, 2, ""));
+  cg_loop_end(cg, &l);
+  for (int64_t j = L; j < nv * W; j++) {
+    LLVMValueRef o = cg_i64(cg, j);
+    LLVMBuildStore(b, LLVMConstReal(f32, -INFINITY), LLVMBuildInBoundsGEP2(b, f32, buf, &o, 1, ""));
+  }
+  /* max */
+  LLVMBuildStore(b, splat(cg, LLVMConstReal(f32, -INFINITY), W), acc);
+  LLVMValueRef v = cg_loop_begin(cg, &l, zero, cg_i64(cg, nv));
+  LLVMValueRef o = LLVMBuildNSWMul(b, v, cg_i64(cg, W), "");
+  LLVMValueRef vp = LLVMBuildInBoundsGEP2(b, f32, buf, &o, 1, "");
+  LLVMValueRef xv = LLVMBuildLoad2(b, vt, vp, "");
+  LLVMSetAlignment(xv, (unsigned)(W * 4));
+  LLVMBuildStore(b, cg_intr2(cg, "llvm.maxnum", LLVMBuildLoad2(b, vt, acc, ""), xv), acc);
+  cg_loop_end(cg, &l);
+  LLVMValueRef m = lanes_max(cg, LLVMBuildLoad2(b, vt, acc, ""), W);
+  LLVMValueRef mv = splat(cg, m, W);
+  /* sum of exp(x - max), stored back for softmax */
+  LLVMBuildStore(b, LLVMConstNull(vt), acc);
+  v = cg_loop_begin(cg, &l, zero, cg_i64(cg, nv));
+  o = LLVMBuildNSWMul(b, v, cg_i64(cg, W), "");
+  vp = LLVMBuildInBoundsGEP2(b, f32, buf, &o, 1, "");
+  xv = LLVMBuildLoad2(b, vt, vp, "");
+  LLVMSetAlignment(xv, (unsigned)(W * 4));
+  LLVMValueRef e = cg_exp(cg, LLVMBuildFSub(b, xv, mv, ""));
+  if (!logp) LLVMSetAlignment(LLVMBuildStore(b, e, vp), (unsigned)(W * 4));
+  LLVMBuildStore(b, LLVMBuildFAdd(b, LLVMBuildLoad2(b, vt, acc, ""), e, ""), acc);
+  cg_loop_end(cg, &l);
+  LLVMValueRef s = lanes_sum(cg, LLVMBuildLoad2(b, vt, acc, ""));
+  LLVMValueRef r = logp ? cg_log(cg, s) : LLVMBuildFDiv(b, LLVMConstReal(f32, 1), s, "");
+  /* the result */
+  xi[ax] = cg_loop_begin(cg, &l, zero, cg_i64(cg, L));
+  gi[1] = xi[ax];
+  LLVMValueRef y = LLVMBuildLoad2(b, f32, LLVMBuildInBoundsGEP2(b, LLVMArrayType2(f32, (uint64_t)(nv * W)), buf, gi, 2, ""), "");
+  y = logp ? LLVMBuildFSub(b, LLVMBuildFSub(b, y, m, ""), r, "") : LLVMBuildFMul(b, y, r, "");
+  cg_store(cg, n->res[0], xi, cg_round(cg, dt, y));
+  cg_loop_end(cg, &l);
+  cg_loop_end(cg, &lr);
+}
+
 void cg_softmax_kernel(Cg *cg, const IrNode *n, LLVMValueRef begin,
                        LLVMValueRef end) {
   const IrType *t = &n->args[0]->type;
   DType dt = n->res[0]->type.dtype;
   int ax = cg_axis(ir_attr_int(&n->attrs, "axis", -1), t->rank);
   LLVMTypeRef ft = cg_ctype(cg, t->dtype);
+  if (ft == cg->f32 && t->dim[ax] <= SOFTMAX_ROW_MAX) {
+    softmax_rows(cg, n, begin, end);
+    return;
+  }
   LLVMValueRef xi[IR_MAX_RANK], m, s;
   CgLoop lr, l;
   LLVMValueRef row = cg_loop_begin(cg, &lr, begin, end);
