@@ -21,14 +21,16 @@
 ** transposed views, result transposed back): fashion_cnn's (padding 2,
 ** stride 1) at odd sizes with 3 samples (3 chunks); stride 2 (dilation 2
 ** in the gradient conv) with 5 samples (uneven chunks) and a crop of the
-** result.  Then dense operands: one sample and one channel (a single
+** result; one input channel and more output channels (11) than output
+** positions (9).  Then dense operands: one sample and one channel (a single
 ** chunk: the SGEMM's own parallel loop), a bias and a stride; nine
 ** samples, one output channel (the weight's row stride unused); conv1d;
 ** and a weight whose taps are not contiguous (the direct kernel). */
 static const char taps_nnir[] =
     "module @t\n"
     "func @dw(%x: f32[3,5,13,11], %dy: f32[3,7,13,11], %x2: f32[5,2,18,13], "
-    "%dy2: f32[5,4,9,7]) -> (w: f32[7,5,5,5], w2: f32[4,2,3,3]) {\n"
+    "%dy2: f32[5,4,9,7], %x3: f32[6,1,12,12], %dy3: f32[6,11,10,10]) -> "
+    "(w: f32[7,5,5,5], w2: f32[4,2,3,3], w3: f32[11,1,3,3]) {\n"
     "  %0 = transpose %x {perm = [1, 0, 2, 3]} : f32[5,3,13,11]\n"
     "  %1 = transpose %dy {perm = [1, 0, 2, 3]} : f32[7,3,13,11]\n"
     "  %2 = conv2d %0, %1 {padding = [2, 2]} : f32[5,7,5,5]\n"
@@ -38,7 +40,11 @@ static const char taps_nnir[] =
     "  %6 = conv2d %4, %5 {padding = [1, 1], dilation = [2, 2]} : f32[2,4,4,3]\n"
     "  %7 = slice %6 {axis = 2, start = 0, end = 3} : f32[2,4,3,3]\n"
     "  %8 = transpose %7 {perm = [1, 0, 2, 3]} : f32[4,2,3,3]\n"
-    "  return %3, %8\n"
+    "  %9 = transpose %x3 {perm = [1, 0, 2, 3]} : f32[1,6,12,12]\n"
+    "  %10 = transpose %dy3 {perm = [1, 0, 2, 3]} : f32[11,6,10,10]\n"
+    "  %11 = conv2d %9, %10 : f32[1,11,3,3]\n"
+    "  %12 = transpose %11 {perm = [1, 0, 2, 3]} : f32[11,1,3,3]\n"
+    "  return %3, %8, %12\n"
     "}\n"
     "func @dense(%a: f32[1,1,20,20], %wa: f32[3,1,12,12], %ba: f32[3], %x: f32[2,9,6,7], "
     "%w: f32[1,9,6,5], %s: f32[3,4,40], %ws: f32[2,4,33], %bs: f32[2], "
@@ -145,7 +151,8 @@ static void check_conv(const char *text, const char *const *want, const char *co
 static void test_conv_taps(void **state) {
   (void)state;
   /* the tap form for every conv but k4 of @dense (taps not contiguous) */
-  static const char *const want[] = {"k2_conv2d_taps ", "k6_conv2d_taps ", "k0_conv2d_taps ",
+  static const char *const want[] = {"k2_conv2d_taps ", "k6_conv2d_taps ", "k11_conv2d_taps ",
+                                     "k0_conv2d_taps ",
                                      "k1_conv2d_taps ", "k2_conv1d_taps ", NULL};
   static const char *const not[] = {"k4_conv2d_taps", NULL};
   check_conv(taps_nnir, want, not);
