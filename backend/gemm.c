@@ -625,6 +625,36 @@ static void gen_packb_body(Gen *g)
 
 /* ---------------------------------------------------------------- macro-kernel */
 
+/* The tiles of C (at cp, rows ldc apart) beside one packed kc×NR panel of
+** B holding nr <= NR columns: ir over the MR panels of the packed mc×kc
+** block of A; full-width tiles go to tile_call, narrower ones to the edge. */
+static void tile_column(Gen *g, LLVMValueRef ablk, LLVMValueRef mc, LLVMValueRef kc,
+                        LLVMValueRef bpan, LLVMValueRef nr, LLVMValueRef cp,
+                        LLVMValueRef ldc, LLVMValueRef beta, LLVMValueRef biasp,
+                        LLVMValueRef last)
+{
+  LLVMValueRef MR = i64c(g, g->bk.mr);
+  LlLoop li;
+  ll_loop_begin(g->b, &li, i64c(g, 0), mc, MR, "ir");
+  LLVMValueRef mr = ll_smin(g->b, MR, sub(g, mc, li.iv), "mr");
+  LLVMValueRef apan = at(g, ablk, mul(g, kc, li.iv));
+  LLVMValueRef ct = at(g, cp, mul(g, li.iv, ldc));
+  LLVMValueRef isfull = LLVMBuildICmp(g->b, LLVMIntEQ, nr, i64c(g, g->bk.nr), "");
+  LLVMBasicBlockRef fb = ll_block_new(g->b, "b_full"), eb = ll_block_new(g->b, "b_edge");
+  LLVMBasicBlockRef nx = ll_block_new(g->b, "b_next");
+  LLVMBuildCondBr(g->b, isfull, fb, eb);
+  LLVMPositionBuilderAtEnd(g->b, fb);
+  LLVMValueRef ua[8] = {kc, apan, bpan, ct, ldc, beta, biasp, last};
+  tile_call(g, mr, ua);
+  LLVMBuildBr(g->b, nx);
+  LLVMPositionBuilderAtEnd(g->b, eb);
+  LLVMValueRef ea[10] = {mr, nr, kc, apan, bpan, ct, ldc, beta, biasp, last};
+  LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->edge), g->edge, ea, 10, "");
+  LLVMBuildBr(g->b, nx);
+  LLVMPositionBuilderAtEnd(g->b, nx);
+  ll_loop_end(g->b, &li);
+}
+
 /* The tiles of one packed mc×kc block of A against the packed kc×nc block
 ** of B: jr over NR panels (B panel in L1), ir over MR panels. */
 static void macro_kernel(Gen *g, LLVMValueRef cx, LLVMValueRef ablk, LLVMValueRef i0,
@@ -634,31 +664,15 @@ static void macro_kernel(Gen *g, LLVMValueRef cx, LLVMValueRef ablk, LLVMValueRe
   LLVMValueRef nc = ctx_get(g, cx, CX_NC, "nc"), jc = ctx_get(g, cx, CX_JC, "jc");
   LLVMValueRef c = ctx_get(g, cx, CX_C, "c"), ldc = ctx_get(g, cx, CX_LDC, "ldc");
   LLVMValueRef bias = ctx_get(g, cx, CX_BIAS, "bias");
-  LLVMValueRef MR = i64c(g, g->bk.mr), NR = i64c(g, g->bk.nr);
-  LlLoop lj, li;
+  LLVMValueRef NR = i64c(g, g->bk.nr);
+  LlLoop lj;
   ll_loop_begin(g->b, &lj, i64c(g, 0), nc, NR, "jr");
   LLVMValueRef nr = ll_smin(g->b, NR, sub(g, nc, lj.iv), "nr");
   LLVMValueRef bpan = at(g, bp, mul(g, kc, lj.iv));
   LLVMValueRef col = add(g, jc, lj.iv);
   LLVMValueRef biasp = g->s->bias ? at(g, bias, col) : LLVMConstNull(g->ptr);
-  ll_loop_begin(g->b, &li, i64c(g, 0), mc, MR, "ir");
-  LLVMValueRef mr = ll_smin(g->b, MR, sub(g, mc, li.iv), "mr");
-  LLVMValueRef apan = at(g, ablk, mul(g, kc, li.iv));
-  LLVMValueRef cp = at(g, c, add(g, mul(g, add(g, i0, li.iv), ldc), col));
-  LLVMValueRef isfull = LLVMBuildICmp(g->b, LLVMIntEQ, nr, NR, "");
-  LLVMBasicBlockRef fb = ll_block_new(g->b, "b_full"), eb = ll_block_new(g->b, "b_edge");
-  LLVMBasicBlockRef nx = ll_block_new(g->b, "b_next");
-  LLVMBuildCondBr(g->b, isfull, fb, eb);
-  LLVMPositionBuilderAtEnd(g->b, fb);
-  LLVMValueRef ua[8] = {kc, apan, bpan, cp, ldc, beta, biasp, last};
-  tile_call(g, mr, ua);
-  LLVMBuildBr(g->b, nx);
-  LLVMPositionBuilderAtEnd(g->b, eb);
-  LLVMValueRef ea[10] = {mr, nr, kc, apan, bpan, cp, ldc, beta, biasp, last};
-  LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->edge), g->edge, ea, 10, "");
-  LLVMBuildBr(g->b, nx);
-  LLVMPositionBuilderAtEnd(g->b, nx);
-  ll_loop_end(g->b, &li);
+  LLVMValueRef cp = at(g, c, add(g, mul(g, i0, ldc), col));
+  tile_column(g, ablk, mc, kc, bpan, nr, cp, ldc, beta, biasp, last);
   ll_loop_end(g->b, &lj);
 }
 
@@ -784,31 +798,13 @@ static void small_tiles(Gen *g, LLVMValueRef cx, LLVMValueRef q, LLVMValueRef pc
   LLVMValueRef nc = ctx_get(g, cx, CX_NC, "nc"), jc = ctx_get(g, cx, CX_JC, "jc");
   LLVMValueRef c = ctx_get(g, cx, CX_C, "c"), ldc = ctx_get(g, cx, CX_LDC, "ldc");
   LLVMValueRef bias = ctx_get(g, cx, CX_BIAS, "bias");
-  LLVMValueRef MR = i64c(g, g->bk.mr), NR = i64c(g, g->bk.nr);
+  LLVMValueRef NR = i64c(g, g->bk.nr);
   LLVMValueRef j = mul(g, q, NR), col = add(g, jc, j);
   LLVMValueRef nr = ll_smin(g->b, NR, sub(g, nc, j), "nr");
   LLVMValueRef biasp = g->s->bias ? at(g, bias, col) : LLVMConstNull(g->ptr);
   LLVMValueRef bpan = at(g, bpack, add(g, mul(g, pc, ncr), mul(g, mul(g, q, kc), NR)));
   LLVMValueRef ablk = at(g, ap, mul(g, pc, mrr_of(g, M)));
-  LlLoop li;
-  ll_loop_begin(g->b, &li, i64c(g, 0), M, MR, "ir");
-  LLVMValueRef mr = ll_smin(g->b, MR, sub(g, M, li.iv), "mr");
-  LLVMValueRef apan = at(g, ablk, mul(g, kc, li.iv));
-  LLVMValueRef cp = at(g, c, add(g, mul(g, li.iv, ldc), col));
-  LLVMValueRef isfull = LLVMBuildICmp(g->b, LLVMIntEQ, nr, NR, "");
-  LLVMBasicBlockRef fb = ll_block_new(g->b, "b_full"), eb = ll_block_new(g->b, "b_edge");
-  LLVMBasicBlockRef nx = ll_block_new(g->b, "b_next");
-  LLVMBuildCondBr(g->b, isfull, fb, eb);
-  LLVMPositionBuilderAtEnd(g->b, fb);
-  LLVMValueRef ua[8] = {kc, apan, bpan, cp, ldc, beta_k, biasp, last};
-  tile_call(g, mr, ua);
-  LLVMBuildBr(g->b, nx);
-  LLVMPositionBuilderAtEnd(g->b, eb);
-  LLVMValueRef ea[10] = {mr, nr, kc, apan, bpan, cp, ldc, beta_k, biasp, last};
-  LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->edge), g->edge, ea, 10, "");
-  LLVMBuildBr(g->b, nx);
-  LLVMPositionBuilderAtEnd(g->b, nx);
-  ll_loop_end(g->b, &li);
+  tile_column(g, ablk, M, kc, bpan, nr, at(g, c, col), ldc, beta_k, biasp, last);
 }
 
 /* Task t: the group of panels [t*G, min(t*G + G, npan)) of the slab (G in
