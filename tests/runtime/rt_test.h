@@ -99,6 +99,43 @@ static inline char *read_bytes(const char *path, size_t *n) {
   return p;
 }
 
+/* What one run of an executable's command line printed. */
+typedef struct Run {
+  int status;
+  char *out, *err;
+} Run;
+
+/* The whole of f (a tmpfile at its end), closed. */
+static inline char *slurp(FILE *f) {
+  long n = ftell(f);
+  char *p = calloc((size_t)n + 1, 1);
+  rewind(f);
+  assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  return p;
+}
+
+/* nnrt_main_io of model m on "argv0 args..." (args NULL-terminated, at
+** most 46), capturing stdout and stderr. */
+static inline Run run_main(const NnrtModel *m, const char *argv0, const char **args) {
+  char *argv[48];
+  int argc = 0;
+  argv[argc++] = (char *)argv0;
+  for (; args[argc - 1] && argc < 47; argc++) argv[argc] = (char *)args[argc - 1];
+  argv[argc] = NULL;
+  FILE *out = tmpfile(), *err = tmpfile();
+  Run r;
+  r.status = nnrt_main_io(m, argc, argv, out, err);
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+static inline void run_free(Run *r) {
+  free(r->out);
+  free(r->err);
+}
+
 /* Fails (printing both) unless hay contains needle. */
 #define assert_contains(hay, needle)                                        \
   do {                                                                      \

@@ -53,42 +53,7 @@ static const NnrtModel fake = {
     .states = states, .forward = fake_forward, .flops_forward = 24,
     .seed = 1};
 
-/* What a run printed. */
-typedef struct Run {
-  int status;
-  char *out, *err;
-} Run;
-
-static char *slurp(FILE *f) {
-  long n = ftell(f);
-  char *p = calloc((size_t)n + 1, 1);
-  rewind(f);
-  assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  return p;
-}
-
-/* Runs nnrt_main_io on a NULL-terminated argument list. */
-static Run run_args(const NnrtModel *m, const char **args) {
-  char *argv[32];
-  int argc = 0;
-  argv[argc++] = "./fake";
-  for (; args[argc - 1]; argc++) argv[argc] = (char *)args[argc - 1];
-  argv[argc] = NULL;
-  FILE *out = tmpfile(), *err = tmpfile();
-  Run r;
-  r.status = nnrt_main_io(m, argc, argv, out, err);
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
-
-#define RUN(...) run_args(&fake, (const char *[]){__VA_ARGS__, NULL})
-
-static void run_free(Run *r) {
-  free(r->out);
-  free(r->err);
-}
+#define RUN(...) run_main(&fake, "./fake", (const char *[]){__VA_ARGS__, NULL})
 
 static void test_info(void **state) {
   Run r = RUN("info");
@@ -355,7 +320,7 @@ static void test_descriptor_checks(void **state) {
   m.abi_version = 99;
   assert_int_equal(nnrt_model_check(&m, &e), NNRT_E_ARG);
   assert_contains(e.msg, "ABI version 99");
-  Run r = run_args(&m, (const char *[]){"info", NULL});
+  Run r = run_main(&m, "./fake", (const char *[]){"info", NULL});
   assert_int_equal(r.status, 1);
   run_free(&r);
   /* an unknown initialiser surfaces at init with the tensor's name */

@@ -181,42 +181,15 @@ static const NnrtModel cls = {
 
 /* ---------------------------------------------------------------- runs */
 
-typedef struct Run {
-  int status;
-  char *out, *err;
-} Run;
-
-static char *slurp(FILE *f) {
-  long n = ftell(f);
-  char *p = calloc((size_t)n + 1, 1);
-  rewind(f);
-  assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  return p;
-}
-
+/* A run of lin's command line; the thread count is reset after it. */
 static Run run_args(const NnrtModel *m, const char **args) {
-  char *argv[48];
-  int argc = 0;
-  argv[argc++] = "./lin";
-  for (; args[argc - 1]; argc++) argv[argc] = (char *)args[argc - 1];
-  argv[argc] = NULL;
-  FILE *out = tmpfile(), *err = tmpfile();
-  Run r;
   cfg.nseen = 0;
-  r.status = nnrt_main_io(m, argc, argv, out, err);
-  r.out = slurp(out);
-  r.err = slurp(err);
+  Run r = run_main(m, "./lin", args);
   nnrt_set_threads(0);
   return r;
 }
 
 #define RUN(m, ...) run_args(m, (const char *[]){__VA_ARGS__, NULL})
-
-static void run_free(Run *r) {
-  free(r->out);
-  free(r->err);
-}
 
 static void expect_ok(Run r) {
   if (r.status != 0) fail_msg("status %d; stderr: %s", r.status, r.err);
