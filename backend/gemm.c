@@ -13,7 +13,9 @@
 **             for ir in mc step MR:            (MC×KC block of Ap stays in L2)
 **               C[ir, jr] = Ap·Bp (+beta C)    NAME_ukr, or NAME_edge at the borders
 **
-** Packed layouts: Ap panel p is kc rows of MR floats (Ap[(p*kc + k)*MR + r]),
+** Packed layouts: Ap panel p holds MR rows of op(A) at p*MR*KC: row r at
+** r*KC (A not transposed: packing copies rows) or k-major, Ap[k*MR + r] (A
+** transposed: packing copies the MR adjacent floats of each k) - a_rs;
 ** Bp panel q is kc rows of NR floats (Bp[(q*kc + k)*NR + c]); short panels
 ** are padded with zeros so the micro-kernel never branches on sizes.  The
 ** micro-kernel keeps MR × NR/W accumulators in vector registers, loads NR/W
@@ -97,7 +99,8 @@ int64_t cg_gemm_work_floats(const GemmSpec *s, int64_t M, int64_t N, int64_t K,
   (void)threads;
   GemmBlocking bk;
   cg_gemm_blocking(s, &bk);
-  int64_t kce = M <= bk.mc ? K : K < bk.kc ? K : bk.kc;   /* small M: all of A */
+  /* packed A: KC floats per row and block; small M: all of A's blocks */
+  int64_t kce = M <= bk.mc ? round_up(K, bk.kc) : bk.kc;
   int64_t ncmax = N < bk.nc ? N : bk.nc;
   return round_up(round_up(M, bk.mr) * kce, 16) + K * round_up(ncmax, bk.nr);
 }
@@ -147,6 +150,14 @@ static LLVMValueRef at(Gen *g, LLVMValueRef p, LLVMValueRef i)
 {
   return ll_gep_f32(g->b, p, i, "");
 }
+
+/* The packed panel of A (MR rows, one KC block; panel p at p*MR*KC): rows
+** of A stay rows, KC floats apart, when A is not transposed (packing is a
+** copy of each row); when it is (A stored K×M, MR consecutive floats of a
+** row of A are the MR rows at one k), the MR values of each k are
+** adjacent.  a_rs and a_ks are the float distances between rows and ks. */
+static int a_rs(const Gen *g) { return g->s->trans_a ? 1 : g->bk.kc; }
+static int a_ks(const Gen *g) { return g->s->trans_a ? g->bk.mr : 1; }
 static LLVMValueRef fmuladd(Gen *g, LLVMTypeRef t, LLVMValueRef x, LLVMValueRef y,
                             LLVMValueRef z)
 {
@@ -170,19 +181,19 @@ static LLVMValueRef epilogue(Gen *g, LLVMValueRef x, LLVMValueRef biasp, LLVMTyp
 
 /* ---------------------------------------------------------------- micro-kernel */
 
-/* One k step: acc[r][v] += Ap[k*MR + r] * Bp[k*NR + v*W .. +W]. */
+/* One k step: acc[r][v] += Ap[r*a_rs + k*a_ks] * Bp[k*NR + v*W .. +W]. */
 static void ukr_step(Gen *g, LLVMValueRef ap, LLVMValueRef bp, LLVMValueRef k,
                      LLVMValueRef *acc)
 {
-  int mr = g->bk.mr, nr = g->bk.nr;
+  int nr = g->bk.nr;
   LLVMValueRef bk = at(g, bp, mul(g, k, i64c(g, nr)));
-  LLVMValueRef ak = at(g, ap, mul(g, k, i64c(g, mr)));
+  LLVMValueRef ak = at(g, ap, mul(g, k, i64c(g, a_ks(g))));
   LLVMValueRef bv[8];
   assert(g->nv <= 8);
   for (int v = 0; v < g->nv; v++)
     bv[v] = ll_load(g->b, g->vt, at(g, bk, i64c(g, v * g->w)), 4, "v_b");
   for (int r = 0; r < g->rows; r++) {
-    LLVMValueRef a = ll_load(g->b, g->f32, at(g, ak, i64c(g, r)), 4, "v_a");
+    LLVMValueRef a = ll_load(g->b, g->f32, at(g, ak, i64c(g, r * a_rs(g))), 4, "v_a");
     LLVMValueRef as = ll_splat(g->b, a, (unsigned)g->w, "v_as");
     for (int v = 0; v < g->nv; v++)
       acc[r * g->nv + v] = fmuladd(g, g->vt, as, bv[v], acc[r * g->nv + v]);
@@ -338,7 +349,7 @@ static void tile_call(Gen *g, LLVMValueRef mr, LLVMValueRef *args)
     LLVMPositionBuilderAtEnd(g->b, yes);
     LLVMValueRef a[8];
     memcpy(a, args, sizeof a);
-    a[1] = at(g, args[1], r0);
+    a[1] = at(g, args[1], mul(g, r0, i64c(g, a_rs(g))));
     a[3] = at(g, args[3], mul(g, r0, args[4]));
     LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->ukr_rows[i]), g->ukr_rows[i], a, 8, "");
     LLVMValueRef r1 = add(g, r0, i64c(g, R));
@@ -426,16 +437,30 @@ static void pack_rows(Gen *g, LLVMValueRef src, LLVMValueRef ld, int n, LLVMValu
   ll_loop_end(g->b, &lr);
 }
 
-/* Packs panel p (rows p*MR .. of the mc×kc block) into dst; full panels
-** read straight, the last short one clamps the row and writes zeros. */
+/* Packs panel p (rows p*MR .. of the mc×kc block) into dst (see a_rs);
+** the last short one clamps the row and writes zeros. */
 static void packa_panel(Gen *g, LLVMValueRef a, LLVMValueRef lda, LLVMValueRef mc,
                         LLVMValueRef kc, LLVMValueRef p, LLVMValueRef dst, bool full)
 {
   int mr = g->bk.mr;
   LLVMValueRef row0 = mul(g, p, i64c(g, mr));
-  LLVMValueRef d = at(g, dst, mul(g, mul(g, p, kc), i64c(g, mr)));
-  if (full && !g->s->trans_a) {
-    pack_rows(g, at(g, a, mul(g, row0, lda)), lda, mr, kc, d);
+  LLVMValueRef d = at(g, dst, mul(g, p, i64c(g, (int64_t)mr * g->bk.kc)));
+  if (!g->s->trans_a) {
+    LlLoop lr, lk;
+    ll_loop_begin(g->b, &lr, i64c(g, 0), i64c(g, mr), i64c(g, 1), "r");
+    LLVMValueRef i = add(g, row0, lr.iv), in = ll_const_i1(g->c, true);
+    if (!full) {
+      in = LLVMBuildICmp(g->b, LLVMIntSLT, i, mc, "");
+      i = ll_smin(g->b, i, sub(g, mc, i64c(g, 1)), "");
+    }
+    LLVMValueRef src = at(g, a, mul(g, i, lda)), dr = at(g, d, mul(g, lr.iv, i64c(g, g->bk.kc)));
+    ll_loop_begin(g->b, &lk, i64c(g, 0), kc, i64c(g, 1), "k");
+    LLVMValueRef v = ll_load(g->b, g->f32, at(g, src, lk.iv), 4, "v_a");
+    if (!full)
+      v = LLVMBuildSelect(g->b, in, v, ll_const_f32(g->c, 0), "");
+    ll_store(g->b, v, at(g, dr, lk.iv), 4);
+    ll_loop_end(g->b, &lk);
+    ll_loop_end(g->b, &lr);
     return;
   }
   LlLoop lk;
@@ -457,7 +482,7 @@ static void packa_panel(Gen *g, LLVMValueRef a, LLVMValueRef lda, LLVMValueRef m
 }
 
 /* NAME_packa(mc, kc, A, lda, dst): the mc×kc block of op(A) at A into
-** ceil(mc/MR) panels of kc×MR floats. */
+** ceil(mc/MR) panels of MR×KC floats. */
 static void gen_packa(Gen *g)
 {
   LLVMTypeRef ps[5] = {g->i64, g->i64, g->ptr, g->i64, g->ptr};
@@ -637,7 +662,7 @@ static void tile_column(Gen *g, LLVMValueRef ablk, LLVMValueRef mc, LLVMValueRef
   LlLoop li;
   ll_loop_begin(g->b, &li, i64c(g, 0), mc, MR, "ir");
   LLVMValueRef mr = ll_smin(g->b, MR, sub(g, mc, li.iv), "mr");
-  LLVMValueRef apan = at(g, ablk, mul(g, kc, li.iv));
+  LLVMValueRef apan = at(g, ablk, mul(g, li.iv, i64c(g, g->bk.kc)));
   LLVMValueRef ct = at(g, cp, mul(g, li.iv, ldc));
   LLVMValueRef isfull = LLVMBuildICmp(g->b, LLVMIntEQ, nr, i64c(g, g->bk.nr), "");
   LLVMBasicBlockRef fb = ll_block_new(g->b, "b_full"), eb = ll_block_new(g->b, "b_edge");
@@ -689,13 +714,12 @@ static void body_chunk(Gen *g, LLVMValueRef cx, LLVMValueRef c)
   LLVMValueRef MR = i64c(g, g->bk.mr), KC = i64c(g, g->bk.kc), one = i64c(g, 1);
   LLVMValueRef kend = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, K, one, ""),
                                       one, K, "kend");
-  LLVMValueRef kce = ll_smin(g->b, K, KC, "kce");
   LLVMValueRef npan = LLVMBuildSDiv(g->b, add(g, M, i64c(g, g->bk.mr - 1)), MR, "npan");
   LLVMValueRef p0 = mul(g, c, chunk);
   LLVMValueRef p1 = ll_smin(g->b, add(g, p0, chunk), npan, "p1");
   LLVMValueRef i0 = mul(g, p0, MR);
   LLVMValueRef mc = sub(g, ll_smin(g->b, mul(g, p1, MR), M, ""), i0);
-  LLVMValueRef ablk = at(g, ap, mul(g, i0, kce));
+  LLVMValueRef ablk = at(g, ap, mul(g, i0, KC));
   LlLoop lk;
   ll_loop_begin(g->b, &lk, i64c(g, 0), kend, KC, "pc");
   LLVMValueRef pc = lk.iv;
@@ -875,7 +899,7 @@ static void gen_small_bodies(Gen *g)
 static void small_entry(Gen *g, LLVMValueRef cx, LLVMValueRef M, LLVMValueRef N,
                         LLVMValueRef K, LLVMValueRef work)
 {
-  LLVMValueRef afl = mul(g, mrr_of(g, M), K);
+  LLVMValueRef afl = mul(g, mrr_of(g, M), mul(g, ceil_div(g, K, g->bk.kc), i64c(g, g->bk.kc)));
   afl = LLVMBuildAnd(g->b, add(g, afl, i64c(g, 15)), i64c(g, -16), "");
   ctx_set(g, cx, CX_APACK, work);
   ctx_set(g, cx, CX_BPACK, at(g, work, afl));
@@ -931,10 +955,9 @@ static LLVMValueRef gen_entry(Gen *g)
   small_entry(g, cx, M, N, K, v[11]);
   LLVMBuildBr(g->b, out);
   LLVMPositionBuilderAtEnd(g->b, lg);
-  /* work = Apack (roundup(M, MR) * min(K, KC), rounded to 16) then Bpack */
-  LLVMValueRef kce = ll_smin(g->b, K, i64c(g, g->bk.kc), "kce");
+  /* work = Apack (roundup(M, MR) * KC, rounded to 16) then Bpack */
   LLVMValueRef npan_m = ceil_div(g, M, g->bk.mr);
-  LLVMValueRef afl = mul(g, mul(g, npan_m, i64c(g, g->bk.mr)), kce);
+  LLVMValueRef afl = mul(g, mul(g, npan_m, i64c(g, g->bk.mr)), i64c(g, g->bk.kc));
   afl = LLVMBuildAnd(g->b, add(g, afl, i64c(g, 15)), i64c(g, -16), "");
   ctx_set(g, cx, CX_APACK, v[11]);
   ctx_set(g, cx, CX_BPACK, at(g, v[11], afl));

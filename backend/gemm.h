@@ -73,8 +73,8 @@ void cg_gemm_spec_init(GemmSpec *spec, const CgTarget *t, const char *name);
 void cg_gemm_blocking(const GemmSpec *spec, GemmBlocking *out);
 
 /* Floats of scratch the generated function needs for these sizes:
-** roundup(M, MR)·min(K, KC) (roundup(M, MR)·K when M <= MC: all of A is
-** packed at once) (rounded to 16) for packed A, then
+** roundup(M, MR)·KC (roundup(M, MR)·roundup(K, KC) when M <= MC: all of
+** A is packed at once) (rounded to 16) for packed A, then
 ** K·roundup(min(N, NC), NR) for packed B.  It does not depend on the
 ** thread count (threads is accepted for later use). */
 int64_t cg_gemm_work_floats(const GemmSpec *spec, int64_t M, int64_t N, int64_t K,
