@@ -5,7 +5,8 @@
 #   tiny       examples/mlp_tiny.nn trains on its CSV to a loss below 0.15
 #              in 200 steps, and its eval reports the accuracy
 #   threads    the weights after training are bit-identical at 1 and 2
-#              threads (mlp_tiny; fashion_mlp when the data is installed)
+#              threads (mlp_tiny; fashion_mlp and fashion_cnn when the data
+#              is installed)
 #   resume     a run killed (SIGKILL) after a --save-every checkpoint and
 #              resumed gives the same file, bit for bit, as a run that was
 #              never interrupted
@@ -67,6 +68,14 @@ threads)
       fail "fashion_mlp --threads $t"
   done
   cmp mlp1.st mlp2.st || fail "fashion_mlp: 1 and 2 threads differ"
+  # the convolutions' SGEMM paths (im2col, col2im, the weight gradient's
+  # per-chunk sums) and the pools
+  build fashion_cnn
+  for t in 1 2; do
+    ./fashion_cnn --threads $t train --steps 3 --batch-limit 3 --save cnn$t.st > /dev/null ||
+      fail "fashion_cnn --threads $t"
+  done
+  cmp cnn1.st cnn2.st || fail "fashion_cnn: 1 and 2 threads differ"
   echo "bit-identical at 1 and 2 threads"
   ;;
 resume)
