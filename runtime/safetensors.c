@@ -334,7 +334,7 @@ static int check_entries(const char *path, Entry *t, int n, uint64_t dsize,
                           (long long)t[i].off[1],
                           (long long)(t[i].off[1] - t[i].off[0]));
   }
-  Entry **v = malloc((size_t)(n ? n : 1) * sizeof *v);
+  Entry **v = malloc((n > 0 ? (size_t)n : 1) * sizeof *v);
   if (!v) return nnrt_err_set(e, NNRT_E_NOMEM, "%s: out of memory", path);
   for (int i = 0; i < n; i++) v[i] = &t[i];
   qsort(v, (size_t)n, sizeof *v, cmp_off);
