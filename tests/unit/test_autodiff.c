@@ -217,6 +217,107 @@ static void test_autodiff_signature(void **state) {
   arena_free(a);
 }
 
+/* ------------------------------------------------ max_pool2d ties */
+
+/* max_pool2d's gradient where windows tie (the central difference does not
+** apply): x holds small integers, some -inf and a NaN; dx must be dy at the
+** first tap (kh, then kw; padding is -inf) equal to the window maximum, no
+** gradient where the maximum is NaN.  The reference follows the
+** interpreter's max_pool2d.  Both rule paths: disjoint windows (stride =
+** kernel) and overlapping or dilated ones. */
+typedef struct PoolTie {
+  const char *name;
+  int64_t P, H, W, k[2], s[2], p[2], d[2];
+} PoolTie;
+
+static void check_pool_ties(const PoolTie *c) {
+  int64_t OH = (c->H + 2 * c->p[0] - c->d[0] * (c->k[0] - 1) - 1) / c->s[0] + 1;
+  int64_t OW = (c->W + 2 * c->p[1] - c->d[1] * (c->k[1] - 1) - 1) / c->s[1] + 1;
+  char text[1024];
+  snprintf(text, sizeof text,
+           "param @x : f32[%lld,%lld,%lld] = zeros\n"
+           "func @loss(%%r: f32[%lld,%lld,%lld]) -> (loss: f32[]) {\n"
+           "  %%y = max_pool2d @x {dilation = [%lld, %lld], kernel = [%lld, %lld], "
+           "padding = [%lld, %lld], stride = [%lld, %lld]} : f32[%lld,%lld,%lld]\n"
+           "  %%l0 = mul %%y, %%r : f32[%lld,%lld,%lld]\n"
+           "  %%l1 = sum %%l0 : f32[]\n  return %%l1\n}\n",
+           (long long)c->P, (long long)c->H, (long long)c->W, (long long)c->P,
+           (long long)OH, (long long)OW, (long long)c->d[0], (long long)c->d[1],
+           (long long)c->k[0], (long long)c->k[1], (long long)c->p[0],
+           (long long)c->p[1], (long long)c->s[0], (long long)c->s[1],
+           (long long)c->P, (long long)OH, (long long)OW, (long long)c->P,
+           (long long)OH, (long long)OW);
+  Arena *a = arena_new();
+  const char *err = NULL;
+  IrModule *m = ir_parse(c->name, text, strlen(text), a, &err);
+  if (!m) fail_msg("%s: %s", c->name, err ? err : "parse failed");
+  Diag *dg = diag_new(stderr);
+  PassOpts po = {.verify = true};
+  PassCtx cx = {.scratch = arena_new(), .diag = dg, .opt = &po};
+  if (!pass_run_pipeline(m, "autodiff", &cx)) fail_msg("%s: autodiff failed", c->name);
+  IrFunc *lg = ir_func_find(m, "loss_grad");
+  assert_non_null(lg);
+  Rng r = {0x2545f4914f6cdd1dULL ^ (uint64_t)strlen(c->name)};
+  Case kind = {.scale = 1};
+  IrTensor in = make_tensor(a, &lg->body->args[0]->type, &r, &kind, false);
+  IrTensor xg = make_tensor(a, &m->globals->type, &r, &kind, true);
+  int64_t nx = c->P * c->H * c->W;
+  double *x = xg.data, *dy = in.data;
+  for (int64_t i = 0; i < nx; i++) {
+    double u = rnd_u(&r);
+    x[i] = u < 0.05 ? -INFINITY : floor(u * 3);
+  }
+  x[nx / 2] = NAN;
+  double *want = arena_zalloc(a, (size_t)nx * sizeof(double), 8);
+  for (int64_t q = 0; q < c->P; q++)
+    for (int64_t oh = 0; oh < OH; oh++)
+      for (int64_t ow = 0; ow < OW; ow++) {
+        double mx = -INFINITY;
+        int64_t first = -1; /* first tap at the maximum; -1: padding */
+        bool found = false;
+        for (int pass = 0; pass < 2; pass++)
+          for (int64_t kh = 0; kh < c->k[0]; kh++)
+            for (int64_t kw = 0; kw < c->k[1]; kw++) {
+              int64_t ih = oh * c->s[0] - c->p[0] + kh * c->d[0];
+              int64_t iw = ow * c->s[1] - c->p[1] + kw * c->d[1];
+              bool inb = ih >= 0 && ih < c->H && iw >= 0 && iw < c->W;
+              int64_t at = inb ? (q * c->H + ih) * c->W + iw : -1;
+              double v = inb ? x[at] : -INFINITY;
+              if (pass == 0 && inb && (v > mx || isnan(v))) mx = v;
+              if (pass == 1 && !found && v == mx) {
+                found = true;
+                first = at;
+              }
+            }
+        if (first >= 0) want[first] += dy[(q * OH + oh) * OW + ow];
+      }
+  IrInterpOpts o = {.f64 = true, .training = true, .seed = 1, .step = 0};
+  IrTensor outs[2];
+  if (!ir_interp(m, lg, &in, &xg, outs, &o, a, &err)) fail_msg("%s: interp: %s", c->name, err);
+  const double *got = outs[1].data;
+  for (int64_t i = 0; i < nx; i++)
+    if (!(fabs(got[i] - want[i]) <= 1e-12))
+      fail_msg("%s: grad.x[%lld] = %.12g, want %.12g (x = %g)", c->name,
+               (long long)i, got[i], want[i], x[i]);
+  arena_free(cx.scratch);
+  diag_free(dg);
+  ir_module_free(m);
+  arena_free(a);
+}
+
+static void test_autodiff_pool_ties(void **state) {
+  (void)state;
+  static const PoolTie ties[] = {
+      {"disjoint 2x2", 3, 6, 8, {2, 2}, {2, 2}, {0, 0}, {1, 1}},
+      {"disjoint odd, padded", 4, 7, 5, {2, 3}, {2, 3}, {1, 1}, {1, 1}},
+      {"disjoint last window in the padding", 2, 4, 7, {2, 3}, {2, 3}, {1, 1}, {1, 1}},
+      {"disjoint uncovered rows", 3, 8, 5, {3, 3}, {3, 3}, {0, 1}, {1, 1}},
+      {"overlapping", 3, 7, 6, {3, 2}, {2, 1}, {1, 0}, {1, 1}},
+      {"dilated", 2, 9, 8, {2, 2}, {2, 2}, {1, 0}, {2, 2}},
+  };
+  for (size_t i = 0; i < sizeof ties / sizeof ties[0]; i++) check_pool_ties(&ties[i]);
+}
+
 #define UNARY(OP, ATTRS, SCALE, POS)                                          \
   {"unary " OP, "param @x : f32[3,5] = zeros\n"                              \
    "func @loss(%r: f32[3,5]) -> (loss: f32[]) {\n"                           \
@@ -355,6 +456,22 @@ static const Case cases[] = {
      LOSS_TAIL("f32[2,3,4,3]"), 1, false, 2},
     {"max_pool2d default stride", "param @x : f32[2,4,6] = zeros\nfunc @loss(%r: f32[2,2,3]) -> (loss: f32[]) {\n"
      "  %y = max_pool2d @x {kernel = 2} : f32[2,2,3]\n" LOSS_TAIL("f32[2,2,3]"), 1, false, 2},
+    {"max_pool2d disjoint, odd sizes, padded", "param @x : f32[2,3,7,5] = zeros\n"
+     "func @loss(%r: f32[2,3,4,2]) -> (loss: f32[]) {\n"
+     "  %y = max_pool2d @x {kernel = [2, 3], padding = [1, 1]} : f32[2,3,4,2]\n"
+     LOSS_TAIL("f32[2,3,4,2]"), 1, false, 2},
+    {"max_pool2d disjoint, last window in the padding", "param @x : f32[2,3,4,7] = zeros\n"
+     "func @loss(%r: f32[2,3,3,3]) -> (loss: f32[]) {\n"
+     "  %y = max_pool2d @x {kernel = [2, 3], padding = [1, 1], stride = [2, 3]} : f32[2,3,3,3]\n"
+     LOSS_TAIL("f32[2,3,3,3]"), 1, false, 2},
+    {"max_pool2d disjoint, uncovered rows", "param @x : f32[1,2,7,5] = zeros\n"
+     "func @loss(%r: f32[1,2,2,1]) -> (loss: f32[]) {\n"
+     "  %y = max_pool2d @x {kernel = 3} : f32[1,2,2,1]\n"
+     LOSS_TAIL("f32[1,2,2,1]"), 1, false, 2},
+    {"max_pool2d dilated", "param @x : f32[2,2,7,6] = zeros\n"
+     "func @loss(%r: f32[2,2,3,2]) -> (loss: f32[]) {\n"
+     "  %y = max_pool2d @x {dilation = 2, kernel = 2, stride = 2} : f32[2,2,3,2]\n"
+     LOSS_TAIL("f32[2,2,3,2]"), 1, false, 2},
     {"avg_pool2d", "param @x : f32[2,3,7,6] = zeros\nfunc @loss(%r: f32[2,3,4,3]) -> (loss: f32[]) {\n"
      "  %y = avg_pool2d @x {kernel = [3, 2], padding = [1, 0], stride = [2, 2]} : f32[2,3,4,3]\n"
      LOSS_TAIL("f32[2,3,4,3]"), 1, false, 2},
@@ -456,14 +573,15 @@ static const Case cases[] = {
 
 int main(void) {
   enum { N = sizeof cases / sizeof cases[0] };
-  struct CMUnitTest tests[N + 3];
+  struct CMUnitTest tests[N + 4];
   tests[0] = (struct CMUnitTest)cmocka_unit_test(test_autodiff_rule_table);
   tests[1] = (struct CMUnitTest)cmocka_unit_test(test_autodiff_no_loss);
   tests[2] = (struct CMUnitTest)cmocka_unit_test(test_autodiff_signature);
+  tests[3] = (struct CMUnitTest)cmocka_unit_test(test_autodiff_pool_ties);
   for (int i = 0; i < N; i++) {
-    tests[3 + i] = (struct CMUnitTest)cmocka_unit_test_prestate(test_autodiff_case,
+    tests[4 + i] = (struct CMUnitTest)cmocka_unit_test_prestate(test_autodiff_case,
                                                                 (void *)&cases[i]);
-    tests[3 + i].name = cases[i].name;
+    tests[4 + i].name = cases[i].name;
   }
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
