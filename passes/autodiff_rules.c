@@ -703,65 +703,6 @@ static void pool_geo(const IrNode *n, int64_t *k, int64_t *s, int64_t *p, int64_
   if (n->op != IR_OP_MAX_POOL2D) d[0] = d[1] = 1;
 }
 
-/* x's type with the last two dims replaced by the m dims e. */
-static IrType pool_type(const IrValue *x, int m, const int64_t *e) {
-  IrType t = x->type;
-  t.rank = x->type.rank - 2 + m;
-  for (int j = 0; j < m; j++) {
-    t.dim[x->type.rank - 2 + j] = e[j];
-    t.sym[x->type.rank - 2 + j] = IR_NO_SYM;
-  }
-  return t;
-}
-
-/* The last four axes of v in the order o (the leading ones kept). */
-static IrValue *perm_last4(Ad *ad, IrValue *v, const int64_t *o) {
-  int64_t perm[IR_MAX_RANK];
-  int q = v->type.rank - 4;
-  for (int j = 0; j < q; j++) perm[j] = j;
-  for (int j = 0; j < 4; j++) perm[q + j] = q + o[j];
-  return ad_transpose(ad, v, v->type.rank, perm);
-}
-
-/* max_pool2d with disjoint windows (stride = kernel, dilation 1): every
-** input belongs to at most one window.  The windows of the padded, cropped
-** x [..,OH*k0,OW*k1] become rows [..,OH,OW,k0*k1]; argmax (the first
-** maximum in window order, a NaN counts as the maximum) picks the tap that
-** takes dy, unless y is NaN (no tap is equal to it: no gradient, like the
-** general rule); then back to [..,OH*k0,OW*k1] and un-padded. */
-static IrValue *grad_max_pool_disjoint(Ad *ad, IrValue *xp, IrValue *y,
-                                       IrValue *g, const int64_t *k,
-                                       const int64_t *p, const IrType *xt) {
-  int r = xp->type.rank;
-  int64_t OH = y->type.dim[r - 2], OW = y->type.dim[r - 1], K = k[0] * k[1];
-  int64_t e2[2] = {OH * k[0], OW * k[1]}, e4[4] = {OH, k[0], OW, k[1]};
-  int64_t e3[3] = {OH, OW, K}, w4[4] = {OH, OW, k[0], k[1]}, e1[3] = {OH, OW, 1};
-  int64_t to_rows[4] = {0, 2, 1, 3}; /* [OH,k0,OW,k1] <-> [OH,OW,k0,k1] */
-  IrType t4 = pool_type(xp, 4, e4), t3 = pool_type(xp, 3, e3);
-  IrType tw = pool_type(xp, 4, w4), t1 = pool_type(xp, 3, e1), t2 = pool_type(xp, 2, e2);
-  IrValue *rows = crop2(ad, xp, e2[0], e2[1]);
-  rows = ad_reshape(ad, perm_last4(ad, ad_reshape(ad, rows, &t4), to_rows), &t3);
-  IrAttrs am = {0}, io = {0};
-  ir_attr_set_int(ad->m, &am, "axis", -1);
-  ir_attr_set_bool(ad->m, &am, "keepdims", true);
-  IrValue *arg = op_a(ad, IR_OP_ARGMAX, rows, &am); /* i32 [..,OH,OW,1] */
-  int64_t kd = K;
-  IrType ti = ir_type_make(arg->type.dtype, 1, &kd);
-  ir_attr_set_int(ad->m, &io, "axis", 0);
-  IrValue *tap = ad_op(ad, IR_OP_IOTA, 0, NULL, &io, &ti);
-  IrValue *y1 = ad_reshape(ad, y, &t1);
-  IrValue *hit = ad_bin(ad, IR_OP_AND, ad_bin(ad, IR_OP_EQ, arg, tap),
-                        ad_bin(ad, IR_OP_EQ, y1, y1));
-  IrValue *gk = mask(ad, hit, ad_reshape(ad, g, &t1)); /* [..,OH,OW,K] */
-  gk = ad_reshape(ad, perm_last4(ad, ad_reshape(ad, gk, &tw), to_rows), &t2);
-  int64_t pads[2 * IR_MAX_RANK] = {0};
-  pads[2 * (r - 2)] = -p[0];
-  pads[2 * (r - 2) + 1] = xt->dim[r - 2] + p[0] - e2[0];
-  pads[2 * (r - 1)] = -p[1];
-  pads[2 * (r - 1) + 1] = xt->dim[r - 1] + p[1] - e2[1];
-  return ad_pad(ad, gk, 2 * r, pads);
-}
-
 /* max_pool2d: for each tap (kh, kw) in window order, the window value
 ** x_pad[oh*s + kh*d] takes dy where it is the first maximum. */
 static bool grad_max_pool(Ad *ad, const IrNode *n, IrValue *const *dy, IrValue **dx) {
@@ -778,11 +719,6 @@ static bool grad_max_pool(Ad *ad, const IrNode *n, IrValue *const *dy, IrValue *
     ir_attr_set_ints(ad->m, &at, "pads", 2 * r, pads);
     ir_attr_set_float(ad->m, &at, "value", -INFINITY);
     xp = op_a(ad, IR_OP_PAD, x, &at);
-  }
-  if (s[0] == k[0] && s[1] == k[1] && d[0] == 1 && d[1] == 1 &&
-      r + 2 <= IR_MAX_RANK && k[0] * k[1] > 1) {
-    dx[0] = grad_max_pool_disjoint(ad, xp, y, dy[0], k, p, &x->type);
-    return true;
   }
   int64_t HP = xp->type.dim[r - 2], WP = xp->type.dim[r - 1];
   int64_t OH = y->type.dim[r - 2], OW = y->type.dim[r - 1];
