@@ -12,8 +12,9 @@
 **               swapped), one per group
 **   conv_transpose2d  dx = conv2d(dy, w); dw like conv2d's, roles swapped
 **   max_pool2d  per window tap, the first maximum (the interpreter's
-**               choice) takes the gradient, placed back by strided
-**               un-slicing
+**               choice) takes the gradient; disjoint windows through the
+**               view [..,OH,k0,OW,k1] of x, placed back by concat;
+**               otherwise placed back by strided un-slicing
 **   avg_pool2d  conv_transpose2d of dy with a ones kernel over the divisor
 **   upsample    dx = Ah^T dy Aw with the interpolation matrices Ah [OH,H],
 **               Aw [OW,W] built from iota
@@ -703,6 +704,57 @@ static void pool_geo(const IrNode *n, int64_t *k, int64_t *s, int64_t *p, int64_
   if (n->op != IR_OP_MAX_POOL2D) d[0] = d[1] = 1;
 }
 
+/* x's type with the last two dims replaced by the m dims e. */
+static IrType pool_type(const IrValue *x, int m, const int64_t *e) {
+  IrType t = x->type;
+  t.rank = x->type.rank - 2 + m;
+  for (int j = 0; j < m; j++) {
+    t.dim[x->type.rank - 2 + j] = e[j];
+    t.sym[x->type.rank - 2 + j] = IR_NO_SYM;
+  }
+  return t;
+}
+
+static IrValue *cat(Ad *ad, int cnt, IrValue **parts, int axis) {
+  if (cnt == 1) return parts[0];
+  IrAttrs at = {0};
+  ir_attr_set_int(ad->m, &at, "axis", axis);
+  return ad_op(ad, IR_OP_CONCAT, cnt, parts, &at, NULL);
+}
+
+/* Disjoint windows: x_pad cropped to [..,OH*k0,OW*k1] viewed as
+** [..,OH,k0,OW,k1]; per tap the first-maximum masks at [..,OH,1,OW,1],
+** concatenated back in place. */
+static IrValue *grad_max_pool_disjoint(Ad *ad, IrValue *xp, IrValue *y,
+                                       IrValue *g, const int64_t *k,
+                                       const int64_t *p, const IrType *xt) {
+  int r = xp->type.rank;
+  int64_t OH = y->type.dim[r - 2], OW = y->type.dim[r - 1];
+  int64_t e2[2] = {OH * k[0], OW * k[1]}, e4[4] = {OH, k[0], OW, k[1]}, b4[4] = {OH, 1, OW, 1};
+  IrType t4 = pool_type(xp, 4, e4), tb = pool_type(xp, 4, b4), t2 = pool_type(xp, 2, e2);
+  IrValue *x6 = ad_reshape(ad, crop2(ad, xp, e2[0], e2[1]), &t4);
+  IrValue *yb = ad_reshape(ad, y, &tb), *gb = ad_reshape(ad, g, &tb), *taken = NULL;
+  IrValue **rows = ARENA_ARRAY(ad->a, IrValue *, k[0]);
+  IrValue **cols = ARENA_ARRAY(ad->a, IrValue *, k[1]);
+  for (int64_t a = 0; a < k[0]; a++) {
+    for (int64_t b = 0; b < k[1]; b++) {
+      IrValue *xs = ad_slice(ad, ad_slice(ad, x6, r - 1, a, a + 1, 1), r + 1, b, b + 1, 1);
+      IrValue *hit = ad_bin(ad, IR_OP_EQ, xs, yb);
+      if (taken) hit = ad_bin(ad, IR_OP_AND, hit, un(ad, IR_OP_NOT, taken));
+      taken = taken ? ad_bin(ad, IR_OP_OR, taken, hit) : hit;
+      cols[b] = mask(ad, hit, gb);
+    }
+    rows[a] = cat(ad, (int)k[1], cols, r + 1);
+  }
+  IrValue *gk = ad_reshape(ad, cat(ad, (int)k[0], rows, r - 1), &t2);
+  int64_t pads[2 * IR_MAX_RANK] = {0};
+  pads[2 * (r - 2)] = -p[0];
+  pads[2 * (r - 2) + 1] = xt->dim[r - 2] + p[0] - e2[0];
+  pads[2 * (r - 1)] = -p[1];
+  pads[2 * (r - 1) + 1] = xt->dim[r - 1] + p[1] - e2[1];
+  return ad_pad(ad, gk, 2 * r, pads);
+}
+
 /* max_pool2d: for each tap (kh, kw) in window order, the window value
 ** x_pad[oh*s + kh*d] takes dy where it is the first maximum. */
 static bool grad_max_pool(Ad *ad, const IrNode *n, IrValue *const *dy, IrValue **dx) {
@@ -719,6 +771,11 @@ static bool grad_max_pool(Ad *ad, const IrNode *n, IrValue *const *dy, IrValue *
     ir_attr_set_ints(ad->m, &at, "pads", 2 * r, pads);
     ir_attr_set_float(ad->m, &at, "value", -INFINITY);
     xp = op_a(ad, IR_OP_PAD, x, &at);
+  }
+  if (s[0] == k[0] && s[1] == k[1] && d[0] == 1 && d[1] == 1 &&
+      r + 2 <= IR_MAX_RANK && k[0] * k[1] > 1) {
+    dx[0] = grad_max_pool_disjoint(ad, xp, y, dy[0], k, p, &x->type);
+    return true;
   }
   int64_t HP = xp->type.dim[r - 2], WP = xp->type.dim[r - 1];
   int64_t OH = y->type.dim[r - 2], OW = y->type.dim[r - 1];
