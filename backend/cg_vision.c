@@ -749,21 +749,29 @@ static void add_fn_attrs(Cg *cg, LLVMValueRef f) {
                             LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName(attrs[a], strlen(attrs[a])), 0));
 }
 
-/* The body over chunks [begin, end): ctx points at {y, x, w, bias, work}. */
-static LLVMValueRef conv_gemm_body(Cg *cg, const IrNode *n, const ConvGemm *cv,
-                                   const char *name) {
-  const Geo *g = &cv->g;
+/* A parallel body NAME(begin, end, ctx) with the builder at its entry and
+** p[0..4] loaded from ctx = {y, x, w, bias, work}. */
+static LLVMValueRef body_fn(Cg *cg, const char *name, LLVMValueRef *p) {
   LLVMTypeRef bp[3] = {cg->i64, cg->i64, cg->ptr};
   LLVMValueRef f = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->vd, bp, 3, false));
   LLVMSetLinkage(f, LLVMInternalLinkage);
   add_fn_attrs(cg, f);
   LLVMBuilderRef b = cg->b;
   LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(cg->ctx, f, "entry"));
-  LLVMValueRef p[5];
   for (int i = 0; i < 5; i++) {
     LLVMValueRef ii = I(i);
     p[i] = LLVMBuildLoad2(b, cg->ptr, LLVMBuildInBoundsGEP2(b, cg->ptr, LLVMGetParam(f, 2), &ii, 1, ""), "");
   }
+  return f;
+}
+
+/* The body over chunks [begin, end): ctx points at {y, x, w, bias, work}. */
+static LLVMValueRef conv_gemm_body(Cg *cg, const IrNode *n, const ConvGemm *cv,
+                                   const char *name) {
+  const Geo *g = &cv->g;
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef p[5];
+  LLVMValueRef f = body_fn(cg, name, p);
   LLVMValueRef gf = cv->tr ? cg_sgemm_fn(cg, true, false, cv->CKK, g->H * g->W, g->C, NULL)
                            : cg_sgemm_fn(cg, false, false, g->O, cv->P, cv->CKK, NULL);
   LLVMTypeRef gp[12] = {cg->i64, cg->i64, cg->i64, cg->ptr, cg->i64, cg->ptr,
@@ -815,17 +823,9 @@ static LLVMValueRef conv_gemm_body(Cg *cg, const IrNode *n, const ConvGemm *cv,
 static LLVMValueRef conv_taps_body(Cg *cg, const IrNode *n, const ConvGemm *cv,
                                    const char *name) {
   const Geo *g = &cv->g;
-  LLVMTypeRef bp[3] = {cg->i64, cg->i64, cg->ptr};
-  LLVMValueRef f = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->vd, bp, 3, false));
-  LLVMSetLinkage(f, LLVMInternalLinkage);
-  add_fn_attrs(cg, f);
   LLVMBuilderRef b = cg->b;
-  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(cg->ctx, f, "entry"));
   LLVMValueRef p[5];
-  for (int i = 0; i < 5; i++) {
-    LLVMValueRef ii = I(i);
-    p[i] = LLVMBuildLoad2(b, cg->ptr, LLVMBuildInBoundsGEP2(b, cg->ptr, LLVMGetParam(f, 2), &ii, 1, ""), "");
-  }
+  LLVMValueRef f = body_fn(cg, name, p);
   LLVMValueRef gf = cg_sgemm_fn(cg, false, true, g->O, cv->CKK, cv->P, NULL);
   LLVMTypeRef gp[12] = {cg->i64, cg->i64, cg->i64, cg->ptr, cg->i64, cg->ptr,
                         cg->i64, cg->ptr, cg->i64, cg->f32, cg->ptr, cg->ptr};

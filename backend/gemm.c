@@ -701,6 +701,18 @@ static void macro_kernel(Gen *g, LLVMValueRef cx, LLVMValueRef ablk, LLVMValueRe
   ll_loop_end(g->b, &lj);
 }
 
+/* The KC step at pc of a K-long product: its length kc, the beta it
+** applies (the caller's on the first step, then 1: accumulate) and
+** whether it is the last (the epilogue's). */
+static void kc_step(Gen *g, LLVMValueRef pc, LLVMValueRef K, LLVMValueRef beta,
+                    LLVMValueRef *kc, LLVMValueRef *beta_k, LLVMValueRef *last)
+{
+  *kc = ll_smin(g->b, i64c(g, g->bk.kc), sub(g, K, pc), "kc");
+  LLVMValueRef first = LLVMBuildICmp(g->b, LLVMIntEQ, pc, i64c(g, 0), "");
+  *beta_k = LLVMBuildSelect(g->b, first, beta, ll_const_f32(g->c, 1), "beta_k");
+  *last = LLVMBuildICmp(g->b, LLVMIntSGE, add(g, pc, *kc), K, "last");
+}
+
 /* One chunk c of CHUNK MR panels of M: for each KC step pc (once with
 ** kc = 0 when K = 0, so that C = beta·C) pack A into Apack at the chunk's
 ** own offset, then the macro-kernel against the packed B block of pc. */
@@ -722,11 +734,8 @@ static void body_chunk(Gen *g, LLVMValueRef cx, LLVMValueRef c)
   LLVMValueRef ablk = at(g, ap, mul(g, i0, KC));
   LlLoop lk;
   ll_loop_begin(g->b, &lk, i64c(g, 0), kend, KC, "pc");
-  LLVMValueRef pc = lk.iv;
-  LLVMValueRef kc = ll_smin(g->b, KC, sub(g, K, pc), "kc");
-  LLVMValueRef first = LLVMBuildICmp(g->b, LLVMIntEQ, pc, i64c(g, 0), "");
-  LLVMValueRef beta_k = LLVMBuildSelect(g->b, first, beta, ll_const_f32(g->c, 1), "beta_k");
-  LLVMValueRef last = LLVMBuildICmp(g->b, LLVMIntSGE, add(g, pc, kc), K, "last");
+  LLVMValueRef pc = lk.iv, kc, beta_k, last;
+  kc_step(g, pc, K, beta, &kc, &beta_k, &last);
   LLVMValueRef bpk = at(g, bpack, mul(g, pc, ncr));
   LLVMValueRef corner = g->s->trans_a ? add(g, mul(g, pc, lda), i0)
                                       : add(g, mul(g, i0, lda), pc);
@@ -852,11 +861,8 @@ static void small_task(Gen *g, LLVMValueRef cx, LLVMValueRef t)
                                       one, K, "kend");
   LlLoop lk, lq, lr;
   ll_loop_begin(g->b, &lk, i64c(g, 0), kend, KC, "pc");
-  LLVMValueRef pc = lk.iv;
-  LLVMValueRef kc = ll_smin(g->b, KC, sub(g, K, pc), "kc");
-  LLVMValueRef first = LLVMBuildICmp(g->b, LLVMIntEQ, pc, i64c(g, 0), "");
-  LLVMValueRef beta_k = LLVMBuildSelect(g->b, first, beta, ll_const_f32(g->c, 1), "beta_k");
-  LLVMValueRef last = LLVMBuildICmp(g->b, LLVMIntSGE, add(g, pc, kc), K, "last");
+  LLVMValueRef pc = lk.iv, kc, beta_k, last;
+  kc_step(g, pc, K, beta, &kc, &beta_k, &last);
   LLVMValueRef blk = at(g, bpack, mul(g, pc, ncr));
   if (g->s->trans_b) {
     ll_loop_begin(g->b, &lq, q0, qf, one, "q");
