@@ -901,6 +901,18 @@ static void gen_small_bodies(Gen *g)
   dynamic_loop(g, cx, CX_BNEXT, ctx_get(g, cx, CX_NCHUNK, "ntask"), small_task);
 }
 
+/* Sets the context for the slab of B's columns at jc (nc = min(NC, N -
+** jc), ncr = nc rounded up to NR) and returns its number of NR panels. */
+static LLVMValueRef slab_begin(Gen *g, LLVMValueRef cx, LLVMValueRef jc, LLVMValueRef N)
+{
+  LLVMValueRef nc = ll_smin(g->b, i64c(g, g->bk.nc), sub(g, N, jc), "nc");
+  LLVMValueRef npan_n = ceil_div(g, nc, g->bk.nr);
+  ctx_set(g, cx, CX_JC, jc);
+  ctx_set(g, cx, CX_NC, nc);
+  ctx_set(g, cx, CX_NCR, mul(g, npan_n, i64c(g, g->bk.nr)));
+  return npan_n;
+}
+
 /* The jc loop of the small-M path (work: packed A, then the slab of B). */
 static void small_entry(Gen *g, LLVMValueRef cx, LLVMValueRef M, LLVMValueRef N,
                         LLVMValueRef K, LLVMValueRef work)
@@ -913,11 +925,7 @@ static void small_entry(Gen *g, LLVMValueRef cx, LLVMValueRef M, LLVMValueRef N,
   call_par_for(g, ceil_div(g, M, g->bk.mr), g->packa_body, cx);
   LlLoop lj;
   ll_loop_begin(g->b, &lj, i64c(g, 0), N, i64c(g, g->bk.nc), "jc");
-  LLVMValueRef nc = ll_smin(g->b, i64c(g, g->bk.nc), sub(g, N, lj.iv), "nc");
-  LLVMValueRef npan_n = ceil_div(g, nc, g->bk.nr);
-  ctx_set(g, cx, CX_JC, lj.iv);
-  ctx_set(g, cx, CX_NC, nc);
-  ctx_set(g, cx, CX_NCR, mul(g, npan_n, i64c(g, g->bk.nr)));
+  LLVMValueRef npan_n = slab_begin(g, cx, lj.iv, N);
   /* groups of G = clamp(npan / 4, 1, 8) panels */
   LLVMValueRef G = ll_smin(g->b, i64c(g, 8), LLVMBuildSDiv(g->b, npan_n, i64c(g, 4), ""), "");
   G = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, G, i64c(g, 1), ""),
@@ -976,11 +984,7 @@ static LLVMValueRef gen_entry(Gen *g)
   ctx_set(g, cx, CX_NCHUNK, nchunk);
   LlLoop lj;
   ll_loop_begin(g->b, &lj, i64c(g, 0), N, i64c(g, g->bk.nc), "jc");
-  LLVMValueRef nc = ll_smin(g->b, i64c(g, g->bk.nc), sub(g, N, lj.iv), "nc");
-  LLVMValueRef npan_n = ceil_div(g, nc, g->bk.nr);
-  ctx_set(g, cx, CX_JC, lj.iv);
-  ctx_set(g, cx, CX_NC, nc);
-  ctx_set(g, cx, CX_NCR, mul(g, npan_n, i64c(g, g->bk.nr)));
+  LLVMValueRef npan_n = slab_begin(g, cx, lj.iv, N);
   for (int f = CX_NEXT; f <= CX_BNEXT; f++)
     ctx_set(g, cx, f, i64c(g, 0));
   call_par_for(g, npan_n, g->packb_body, cx);
