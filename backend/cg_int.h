@@ -181,6 +181,9 @@ CgKernFn cg_matmul_kernel, cg_attention_kernel;
 CgKernFn cg_conv_kernel;
 CgElemFn cg_conv, cg_conv_transpose2d, cg_pool2d, cg_upsample_nearest,
     cg_upsample_bilinear, cg_pixel_shuffle;
+/* cg_pool.c: max_pool2d_grad (the element emitter is the gather form) */
+CgElemFn cg_max_pool2d_grad;
+CgKernFn cg_max_pool2d_grad_kernel;
 /* cg_loss.c */
 CgElemFn cg_cross_entropy, cg_nll, cg_pointwise_loss, cg_soft_accuracy,
     cg_soft_f1, cg_accuracy, cg_f1, cg_top_k;

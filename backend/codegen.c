@@ -109,6 +109,7 @@ static CgElemFn *const cg_rules[IR_OP_COUNT] = {
     [IR_OP_CONV1D] = cg_conv, [IR_OP_CONV2D] = cg_conv,
     [IR_OP_CONV_TRANSPOSE2D] = cg_conv_transpose2d,
     [IR_OP_MAX_POOL2D] = cg_pool2d, [IR_OP_AVG_POOL2D] = cg_pool2d,
+    [IR_OP_MAX_POOL2D_GRAD] = cg_max_pool2d_grad,
     [IR_OP_UPSAMPLE_NEAREST] = cg_upsample_nearest,
     [IR_OP_UPSAMPLE_BILINEAR] = cg_upsample_bilinear,
     [IR_OP_PIXEL_SHUFFLE] = cg_pixel_shuffle,
@@ -130,6 +131,7 @@ static CgKernFn *const cg_kernels[IR_OP_COUNT] = {
     [IR_OP_CONV1D] = cg_conv_kernel,
     [IR_OP_CONV2D] = cg_conv_kernel,
     [IR_OP_ATTENTION] = cg_attention_kernel,
+    [IR_OP_MAX_POOL2D_GRAD] = cg_max_pool2d_grad_kernel,
 };
 
 bool cg_has_lowering(IrOp op) {

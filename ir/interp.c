@@ -487,6 +487,7 @@ static KernelFn *const kernels[IR_OP_COUNT] = {
     [IR_OP_CONV_TRANSPOSE2D] = interp_run_conv_transpose2d,
     [IR_OP_MAX_POOL2D] = interp_run_pool2d,
     [IR_OP_AVG_POOL2D] = interp_run_pool2d,
+    [IR_OP_MAX_POOL2D_GRAD] = interp_run_max_pool2d_grad,
     [IR_OP_UPSAMPLE_NEAREST] = interp_run_upsample_nearest,
     [IR_OP_UPSAMPLE_BILINEAR] = interp_run_upsample_bilinear,
     [IR_OP_PIXEL_SHUFFLE] = interp_run_pixel_shuffle,

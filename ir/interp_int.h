@@ -83,7 +83,7 @@ KernelFn interp_run_constant, interp_run_causal_mask, interp_run_rand,
 KernelFn interp_run_matmul, interp_run_softmax, interp_run_attention,
     interp_run_conv, interp_run_conv_transpose2d, interp_run_pool2d,
     interp_run_upsample_nearest, interp_run_upsample_bilinear,
-    interp_run_pixel_shuffle;
+    interp_run_pixel_shuffle, interp_run_max_pool2d_grad;
 /* interp_loss.c */
 KernelFn interp_run_cross_entropy, interp_run_nll, interp_run_pointwise_loss,
     interp_run_soft_accuracy, interp_run_soft_f1, interp_run_accuracy,

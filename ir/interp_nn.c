@@ -1,9 +1,9 @@
 /*
 ** This file contains the interpreter kernels of linear algebra and vision:
 ** matmul (NumPy rules), softmax and log_softmax, attention, conv1d/conv2d,
-** conv_transpose2d, max/avg pooling, nearest and bilinear upsampling and
-** pixel (un)shuffle, with PyTorch semantics (algorithms.md sections 1 and
-** 10).  Each op has an llm.c-style kernel on raw arrays with a shape
+** conv_transpose2d, max/avg pooling and the gradient of max pooling,
+** nearest and bilinear upsampling and pixel (un)shuffle, with PyTorch
+** semantics (algorithms.md sections 1 and 10).  Each op has an llm.c-style kernel on raw arrays with a shape
 ** comment, and a wrapper that reads attributes and checks shapes.
 */
 #include <math.h>
@@ -344,11 +344,38 @@ static void interp_pool2d_fwd(double *out, const double *inp, const ConvGeom *g,
       }
 }
 
-/* max_pool2d / avg_pool2d over the last two dims: kernel*, stride
-** (= kernel), padding (0), dilation (1, max_pool2d only),
-** count_include_pad (true, avg_pool2d only). */
-bool interp_run_pool2d(Interp *in, const IrNode *n, Ten *const *xs, Ten *y) {
-  const Ten *x = xs[0];
+/* dinp[P,H,W] (zeroed) += dout[P,OH,OW] at the first maximum of each
+** window: the first tap in window order (kh, then kw) inside the input
+** whose value equals the window's max_pool2d value.  A window whose
+** maximum is NaN passes no gradient; padding never takes it.  Windows are
+** visited in (oh, ow) order, so overlapping ones add in that order. */
+static void interp_max_pool2d_bwd(double *dinp, const double *dout,
+                                  const double *inp, const ConvGeom *g) {
+  for (int64_t p = 0; p < g->N; p++)
+    for (int64_t oh = 0; oh < g->OH; oh++)
+      for (int64_t ow = 0; ow < g->OW; ow++) {
+        int64_t h0 = oh * g->sh - g->ph, w0 = ow * g->sw - g->pw, at = -1;
+        double m = -INFINITY;
+        bool nan = false;
+        for (int64_t kh = 0; kh < g->KH; kh++)
+          for (int64_t kw = 0; kw < g->KW; kw++) {
+            int64_t ih = h0 + kh * g->dh, iw = w0 + kw * g->dw;
+            if (ih < 0 || ih >= g->H || iw < 0 || iw >= g->W) continue;
+            double v = inp[(p * g->H + ih) * g->W + iw];
+            nan = nan || isnan(v);
+            if (v > m || (at < 0 && !isnan(v))) {
+              m = v;
+              at = (p * g->H + ih) * g->W + iw;
+            }
+          }
+        if (at >= 0 && !nan) dinp[at] += dout[(p * g->OH + oh) * g->OW + ow];
+      }
+}
+
+/* The geometry of pooling x over its last two dims: kernel*, stride
+** (= kernel), padding (0), dilation (1, max pooling only). */
+static bool pool_geom(Interp *in, const IrNode *n, const Ten *x, bool is_max,
+                      ConvGeom *g) {
   int r = x->type.rank;
   int64_t k[2], s[2], p[2], d[2];
   if (r < 2) return interp_fail(in, "%s: rank < 2", ir_op_info[n->op].name);
@@ -359,23 +386,50 @@ bool interp_run_pool2d(Interp *in, const IrNode *n, Ten *const *xs, Ten *y) {
       !interp_attr_ivec(in, n, "padding", 2, 0, p) ||
       !interp_attr_ivec(in, n, "dilation", 2, 1, d))
     return false;
-  bool is_max = n->op == IR_OP_MAX_POOL2D;
-  ConvGeom g = {.N = interp_dims(&x->type, 0, r - 2), .H = x->type.dim[r - 2],
-                .W = x->type.dim[r - 1], .KH = k[0], .KW = k[1],
-                .sh = ir_attr_get(&n->attrs, "stride") ? s[0] : k[0],
-                .sw = ir_attr_get(&n->attrs, "stride") ? s[1] : k[1],
-                .ph = p[0], .pw = p[1], .dh = is_max ? d[0] : 1,
-                .dw = is_max ? d[1] : 1};
-  if (g.sh < 1 || g.sw < 1 || g.KH < 1 || g.KW < 1 || g.dh < 1 || g.dw < 1)
+  *g = (ConvGeom){.N = interp_dims(&x->type, 0, r - 2), .H = x->type.dim[r - 2],
+                  .W = x->type.dim[r - 1], .KH = k[0], .KW = k[1],
+                  .sh = ir_attr_get(&n->attrs, "stride") ? s[0] : k[0],
+                  .sw = ir_attr_get(&n->attrs, "stride") ? s[1] : k[1],
+                  .ph = p[0], .pw = p[1], .dh = is_max ? d[0] : 1,
+                  .dw = is_max ? d[1] : 1};
+  if (g->sh < 1 || g->sw < 1 || g->KH < 1 || g->KW < 1 || g->dh < 1 || g->dw < 1)
     return interp_fail(in, "%s: kernel, stride, dilation must be >= 1",
                        ir_op_info[n->op].name);
-  g.OH = (g.H + 2 * g.ph - g.dh * (g.KH - 1) - 1) / g.sh + 1;
-  g.OW = (g.W + 2 * g.pw - g.dw * (g.KW - 1) - 1) / g.sw + 1;
-  if (y->type.rank != r || y->type.dim[r - 2] != g.OH || y->type.dim[r - 1] != g.OW)
+  g->OH = (g->H + 2 * g->ph - g->dh * (g->KH - 1) - 1) / g->sh + 1;
+  g->OW = (g->W + 2 * g->pw - g->dw * (g->KW - 1) - 1) / g->sw + 1;
+  return true;
+}
+
+/* True when t is the pooled shape of x under g. */
+static bool pool_shape_ok(const Ten *x, const IrType *t, const ConvGeom *g) {
+  int r = x->type.rank;
+  return t->rank == r && t->dim[r - 2] == g->OH && t->dim[r - 1] == g->OW &&
+         interp_dims(t, 0, r - 2) == g->N;
+}
+
+/* max_pool2d / avg_pool2d over the last two dims; count_include_pad
+** (true, avg_pool2d only). */
+bool interp_run_pool2d(Interp *in, const IrNode *n, Ten *const *xs, Ten *y) {
+  bool is_max = n->op == IR_OP_MAX_POOL2D;
+  ConvGeom g;
+  if (!pool_geom(in, n, xs[0], is_max, &g)) return false;
+  if (!pool_shape_ok(xs[0], &y->type, &g))
     return interp_fail(in, "%s: result type disagrees (%lld x %lld output)",
                        ir_op_info[n->op].name, (long long)g.OH, (long long)g.OW);
-  interp_pool2d_fwd(y->d, x->d, &g, is_max,
+  interp_pool2d_fwd(y->d, xs[0]->d, &g, is_max,
                     ir_attr_bool(&n->attrs, "count_include_pad", true));
+  return true;
+}
+
+/* max_pool2d_grad x, dy -> dx (x's shape), max_pool2d's attributes. */
+bool interp_run_max_pool2d_grad(Interp *in, const IrNode *n, Ten *const *xs,
+                                Ten *y) {
+  ConvGeom g;
+  if (!pool_geom(in, n, xs[0], true, &g)) return false;
+  if (!pool_shape_ok(xs[0], &xs[1]->type, &g) || y->n != xs[0]->n)
+    return interp_fail(in, "max_pool2d_grad: dy disagrees with the pooled "
+                       "shape (%lld x %lld)", (long long)g.OH, (long long)g.OW);
+  interp_max_pool2d_bwd(y->d, xs[1]->d, xs[0]->d, &g);
   return true;
 }
 

@@ -864,13 +864,12 @@ static int infer_conv_transpose(Cx *x) {
   return one(x, t);
 }
 
-/* max_pool2d / avg_pool2d on [N,C,H,W] (or [C,H,W]). */
-static int infer_pool(Cx *x) {
+/* The result type of pooling operand 0 ([N,C,H,W] or [C,H,W]) by the
+** node's kernel*, stride (= kernel), padding, dilation; 0 on error. */
+static int pool_out(Cx *x, IrType *t) {
   const IrType *in = &x->a[0];
   int64_t k[2], s[2], pd[2], d[2];
   bool cip;
-  if (x->op == IR_OP_AVG_POOL2D ? !need_float(x, 0) : !need_numeric(x, 0))
-    return 0;
   if (in->rank != 3 && in->rank != 4)
     return fail(x, 0, "expected a rank-4 tensor, got rank %d", in->rank);
   if (!spatial(x, "kernel", true, 1, 1, 2, k) ||
@@ -882,7 +881,7 @@ static int infer_pool(Cx *x) {
   if (x->op == IR_OP_AVG_POOL2D && attr(x, "dilation"))
     return fail(x, -1, "avg_pool2d takes no dilation");
   if (!attr(x, "stride")) s[0] = k[0], s[1] = k[1];
-  IrType t = *in;
+  *t = *in;
   for (int i = 0; i < 2; i++) {
     if (2 * pd[i] > k[i])
       return fail(x, -1, "padding %lld must be at most half the kernel %lld",
@@ -892,10 +891,29 @@ static int infer_pool(Cx *x) {
     if (num < 0)
       return out_size_fail(x, i, -((-num + s[i] - 1) / s[i]) + 1, in->dim[r],
                            k[i]);
-    t.dim[r] = num / s[i] + 1; /* PyTorch: (H + 2p - d(k-1) - 1)/s + 1 */
-    t.sym[r] = IR_NO_SYM;
+    t->dim[r] = num / s[i] + 1; /* PyTorch: (H + 2p - d(k-1) - 1)/s + 1 */
+    t->sym[r] = IR_NO_SYM;
   }
-  return one(x, t);
+  return 1;
+}
+
+/* max_pool2d / avg_pool2d on [N,C,H,W] (or [C,H,W]). */
+static int infer_pool(Cx *x) {
+  IrType t = x->a[0];
+  if (x->op == IR_OP_AVG_POOL2D ? !need_float(x, 0) : !need_numeric(x, 0))
+    return 0;
+  return pool_out(x, &t) && one(x, t);
+}
+
+/* max_pool2d_grad x, dy -> dx (x's type): dy has max_pool2d's result shape. */
+static int infer_max_pool_grad(Cx *x) {
+  IrType t = x->a[0];
+  if (!need_float(x, 0) || !need_same_dtype(x, 0, 1) || !pool_out(x, &t))
+    return 0;
+  if (!ir_shape_eq(&t, &x->a[1]))
+    return fail(x, 1, "dy has shape %s, expected max_pool2d's result %s",
+                sstr(x, &x->a[1]), sstr(x, &t));
+  return one(x, x->a[0]);
 }
 
 static int infer_upsample(Cx *x) {
@@ -1126,6 +1144,7 @@ static const InferFn rules[IR_OP_COUNT] = {
     [IR_OP_CONV_TRANSPOSE2D] = infer_conv_transpose,
     [IR_OP_MAX_POOL2D] = infer_pool,
     [IR_OP_AVG_POOL2D] = infer_pool,
+    [IR_OP_MAX_POOL2D_GRAD] = infer_max_pool_grad,
     [IR_OP_UPSAMPLE_NEAREST] = infer_upsample,
     [IR_OP_UPSAMPLE_BILINEAR] = infer_upsample,
     [IR_OP_PIXEL_SHUFFLE] = infer_pixel_shuffle,

@@ -2,7 +2,8 @@
 ** This file contains the gradient rule of every differentiable op, in one
 ** table indexed by op (grad_rules[], checked against ops.def by
 ** tests/unit/test_autodiff.c), for the autodiff pass (autodiff.c).  Every
-** rule builds ordinary IR from existing ops:
+** rule builds ordinary IR from existing ops (max_pool2d's gradient is an
+** op of its own, max_pool2d_grad):
 **
 **   matmul      dA = dY B^T, dB = A^T dY (batch dims summed back)
 **   broadcasting ops: the gradient is summed over the broadcast axes
@@ -11,10 +12,8 @@
 **               x [C,N,H,W] and dy [O,N,OH,OW] (stride and dilation
 **               swapped), one per group
 **   conv_transpose2d  dx = conv2d(dy, w); dw like conv2d's, roles swapped
-**   max_pool2d  per window tap, the first maximum (the interpreter's
-**               choice) takes the gradient; disjoint windows through the
-**               view [..,OH,k0,OW,k1] of x, placed back by concat;
-**               otherwise placed back by strided un-slicing
+**   max_pool2d  max_pool2d_grad(x, dy): the first maximum of each window
+**               (the interpreter's choice) takes the gradient
 **   avg_pool2d  conv_transpose2d of dy with a ones kernel over the divisor
 **   upsample    dx = Ah^T dy Aw with the interpolation matrices Ah [OH,H],
 **               Aw [OW,W] built from iota
@@ -704,97 +703,12 @@ static void pool_geo(const IrNode *n, int64_t *k, int64_t *s, int64_t *p, int64_
   if (n->op != IR_OP_MAX_POOL2D) d[0] = d[1] = 1;
 }
 
-/* x's type with the last two dims replaced by the m dims e. */
-static IrType pool_type(const IrValue *x, int m, const int64_t *e) {
-  IrType t = x->type;
-  t.rank = x->type.rank - 2 + m;
-  for (int j = 0; j < m; j++) {
-    t.dim[x->type.rank - 2 + j] = e[j];
-    t.sym[x->type.rank - 2 + j] = IR_NO_SYM;
-  }
-  return t;
-}
-
-static IrValue *cat(Ad *ad, int cnt, IrValue **parts, int axis) {
-  if (cnt == 1) return parts[0];
-  IrAttrs at = {0};
-  ir_attr_set_int(ad->m, &at, "axis", axis);
-  return ad_op(ad, IR_OP_CONCAT, cnt, parts, &at, NULL);
-}
-
-/* Disjoint windows: x_pad cropped to [..,OH*k0,OW*k1] viewed as
-** [..,OH,k0,OW,k1]; per tap the first-maximum masks at [..,OH,1,OW,1],
-** concatenated back in place. */
-static IrValue *grad_max_pool_disjoint(Ad *ad, IrValue *xp, IrValue *y,
-                                       IrValue *g, const int64_t *k,
-                                       const int64_t *p, const IrType *xt) {
-  int r = xp->type.rank;
-  int64_t OH = y->type.dim[r - 2], OW = y->type.dim[r - 1];
-  int64_t e2[2] = {OH * k[0], OW * k[1]}, e4[4] = {OH, k[0], OW, k[1]}, b4[4] = {OH, 1, OW, 1};
-  IrType t4 = pool_type(xp, 4, e4), tb = pool_type(xp, 4, b4), t2 = pool_type(xp, 2, e2);
-  IrValue *x6 = ad_reshape(ad, crop2(ad, xp, e2[0], e2[1]), &t4);
-  IrValue *yb = ad_reshape(ad, y, &tb), *gb = ad_reshape(ad, g, &tb), *taken = NULL;
-  IrValue **rows = ARENA_ARRAY(ad->a, IrValue *, k[0]);
-  IrValue **cols = ARENA_ARRAY(ad->a, IrValue *, k[1]);
-  for (int64_t a = 0; a < k[0]; a++) {
-    for (int64_t b = 0; b < k[1]; b++) {
-      IrValue *xs = ad_slice(ad, ad_slice(ad, x6, r - 1, a, a + 1, 1), r + 1, b, b + 1, 1);
-      IrValue *hit = ad_bin(ad, IR_OP_EQ, xs, yb);
-      if (taken) hit = ad_bin(ad, IR_OP_AND, hit, un(ad, IR_OP_NOT, taken));
-      taken = taken ? ad_bin(ad, IR_OP_OR, taken, hit) : hit;
-      cols[b] = mask(ad, hit, gb);
-    }
-    rows[a] = cat(ad, (int)k[1], cols, r + 1);
-  }
-  IrValue *gk = ad_reshape(ad, cat(ad, (int)k[0], rows, r - 1), &t2);
-  int64_t pads[2 * IR_MAX_RANK] = {0};
-  pads[2 * (r - 2)] = -p[0];
-  pads[2 * (r - 2) + 1] = xt->dim[r - 2] + p[0] - e2[0];
-  pads[2 * (r - 1)] = -p[1];
-  pads[2 * (r - 1) + 1] = xt->dim[r - 1] + p[1] - e2[1];
-  return ad_pad(ad, gk, 2 * r, pads);
-}
-
-/* max_pool2d: for each tap (kh, kw) in window order, the window value
-** x_pad[oh*s + kh*d] takes dy where it is the first maximum. */
+/* max_pool2d: dx = max_pool2d_grad(x, dy) with the forward's attributes;
+** the first maximum of each window in tap order takes its dy (the
+** interpreter's argmax; none where the maximum is NaN). */
 static bool grad_max_pool(Ad *ad, const IrNode *n, IrValue *const *dy, IrValue **dx) {
-  IrValue *x = n->args[0], *y = n->res[0];
-  int r = x->type.rank;
-  int64_t k[2], s[2], p[2], d[2];
-  pool_geo(n, k, s, p, d);
-  int64_t pads[2 * IR_MAX_RANK] = {0};
-  pads[2 * (r - 2)] = pads[2 * (r - 2) + 1] = p[0];
-  pads[2 * (r - 1)] = pads[2 * (r - 1) + 1] = p[1];
-  IrValue *xp = x;
-  if (p[0] || p[1]) {
-    IrAttrs at = {0};
-    ir_attr_set_ints(ad->m, &at, "pads", 2 * r, pads);
-    ir_attr_set_float(ad->m, &at, "value", -INFINITY);
-    xp = op_a(ad, IR_OP_PAD, x, &at);
-  }
-  if (s[0] == k[0] && s[1] == k[1] && d[0] == 1 && d[1] == 1 &&
-      r + 2 <= IR_MAX_RANK && k[0] * k[1] > 1) {
-    dx[0] = grad_max_pool_disjoint(ad, xp, y, dy[0], k, p, &x->type);
-    return true;
-  }
-  int64_t HP = xp->type.dim[r - 2], WP = xp->type.dim[r - 1];
-  int64_t OH = y->type.dim[r - 2], OW = y->type.dim[r - 1];
-  IrValue *taken = NULL, *acc = NULL;
-  for (int64_t kh = 0; kh < k[0]; kh++)
-    for (int64_t kw = 0; kw < k[1]; kw++) {
-      int64_t h0 = kh * d[0], w0 = kw * d[1];
-      IrValue *xs = ad_slice(ad, xp, r - 2, h0, h0 + (OH - 1) * s[0] + 1, s[0]);
-      xs = ad_slice(ad, xs, r - 1, w0, w0 + (OW - 1) * s[1] + 1, s[1]);
-      IrValue *hit = ad_bin(ad, IR_OP_EQ, xs, y);
-      if (taken) hit = ad_bin(ad, IR_OP_AND, hit, un(ad, IR_OP_NOT, taken));
-      taken = taken ? ad_bin(ad, IR_OP_OR, taken, hit) : hit;
-      IrValue *gk = mask(ad, hit, dy[0]);
-      gk = unslice(ad, gk, r - 2, h0, s[0], OH, HP);
-      gk = unslice(ad, gk, r - 1, w0, s[1], OW, WP);
-      acc = acc ? add(ad, acc, gk) : gk;
-    }
-  for (int j = 0; j < 2 * r; j++) pads[j] = -pads[j];
-  dx[0] = ad_pad(ad, acc, 2 * r, pads);
+  IrValue *a[2] = {n->args[0], dy[0]};
+  dx[0] = ad_op(ad, IR_OP_MAX_POOL2D_GRAD, 2, a, &n->attrs, NULL);
   return true;
 }
 

@@ -221,13 +221,15 @@ static void test_autodiff_signature(void **state) {
 
 /* max_pool2d's gradient where windows tie (the central difference does not
 ** apply): x holds small integers, some -inf and a NaN; dx must be dy at the
-** first tap (kh, then kw; padding is -inf) equal to the window maximum, no
-** gradient where the maximum is NaN.  The reference follows the
-** interpreter's max_pool2d.  Both rule paths: disjoint windows (stride =
-** kernel) and overlapping or dilated ones. */
+** first tap (kh, then kw) inside the input equal to the window maximum
+** (padding never takes it, even when the maximum is -inf), no gradient
+** where the maximum is NaN.  The reference follows the interpreter's
+** max_pool2d.  Disjoint windows (stride = kernel), overlapping, strided
+** past the kernel and dilated ones; `ninf` is the share of -inf in x. */
 typedef struct PoolTie {
   const char *name;
   int64_t P, H, W, k[2], s[2], p[2], d[2];
+  double ninf;
 } PoolTie;
 
 static void check_pool_ties(const PoolTie *c) {
@@ -265,7 +267,7 @@ static void check_pool_ties(const PoolTie *c) {
   double *x = xg.data, *dy = in.data;
   for (int64_t i = 0; i < nx; i++) {
     double u = rnd_u(&r);
-    x[i] = u < 0.05 ? -INFINITY : floor(u * 3);
+    x[i] = u < c->ninf ? -INFINITY : floor((u - c->ninf) / (1 - c->ninf) * 3);
   }
   x[nx / 2] = NAN;
   double *want = arena_zalloc(a, (size_t)nx * sizeof(double), 8);
@@ -273,7 +275,7 @@ static void check_pool_ties(const PoolTie *c) {
     for (int64_t oh = 0; oh < OH; oh++)
       for (int64_t ow = 0; ow < OW; ow++) {
         double mx = -INFINITY;
-        int64_t first = -1; /* first tap at the maximum; -1: padding */
+        int64_t first = -1; /* first tap at the maximum; -1: none (NaN) */
         bool found = false;
         for (int pass = 0; pass < 2; pass++)
           for (int64_t kh = 0; kh < c->k[0]; kh++)
@@ -284,7 +286,7 @@ static void check_pool_ties(const PoolTie *c) {
               int64_t at = inb ? (q * c->H + ih) * c->W + iw : -1;
               double v = inb ? x[at] : -INFINITY;
               if (pass == 0 && inb && (v > mx || isnan(v))) mx = v;
-              if (pass == 1 && !found && v == mx) {
+              if (pass == 1 && !found && inb && v == mx) {
                 found = true;
                 first = at;
               }
@@ -308,12 +310,15 @@ static void check_pool_ties(const PoolTie *c) {
 static void test_autodiff_pool_ties(void **state) {
   (void)state;
   static const PoolTie ties[] = {
-      {"disjoint 2x2", 3, 6, 8, {2, 2}, {2, 2}, {0, 0}, {1, 1}},
-      {"disjoint odd, padded", 4, 7, 5, {2, 3}, {2, 3}, {1, 1}, {1, 1}},
-      {"disjoint last window in the padding", 2, 4, 7, {2, 3}, {2, 3}, {1, 1}, {1, 1}},
-      {"disjoint uncovered rows", 3, 8, 5, {3, 3}, {3, 3}, {0, 1}, {1, 1}},
-      {"overlapping", 3, 7, 6, {3, 2}, {2, 1}, {1, 0}, {1, 1}},
-      {"dilated", 2, 9, 8, {2, 2}, {2, 2}, {1, 0}, {2, 2}},
+      {"disjoint 2x2", 3, 6, 8, {2, 2}, {2, 2}, {0, 0}, {1, 1}, 0.05},
+      {"disjoint odd, padded", 4, 7, 5, {2, 3}, {2, 3}, {1, 1}, {1, 1}, 0.05},
+      {"disjoint last window in the padding", 2, 4, 7, {2, 3}, {2, 3}, {1, 1}, {1, 1}, 0.05},
+      {"disjoint uncovered rows", 3, 8, 5, {3, 3}, {3, 3}, {0, 1}, {1, 1}, 0.05},
+      {"overlapping", 3, 7, 6, {3, 2}, {2, 1}, {1, 0}, {1, 1}, 0.05},
+      {"dilated", 2, 9, 8, {2, 2}, {2, 2}, {1, 0}, {2, 2}, 0.05},
+      {"stride past the kernel", 3, 10, 11, {2, 2}, {3, 3}, {1, 0}, {1, 1}, 0.05},
+      {"-inf windows at the padding", 4, 7, 7, {2, 2}, {2, 2}, {1, 1}, {1, 1}, 0.7},
+      {"-inf windows, overlapping", 4, 7, 7, {3, 3}, {2, 1}, {1, 1}, {1, 1}, 0.7},
   };
   for (size_t i = 0; i < sizeof ties / sizeof ties[0]; i++) check_pool_ties(&ties[i]);
 }
@@ -472,6 +477,14 @@ static const Case cases[] = {
      "func @loss(%r: f32[2,2,3,2]) -> (loss: f32[]) {\n"
      "  %y = max_pool2d @x {dilation = 2, kernel = 2, stride = 2} : f32[2,2,3,2]\n"
      LOSS_TAIL("f32[2,2,3,2]"), 1, false, 2},
+    {"max_pool2d stride past the kernel", "param @x : f32[2,2,10,11] = zeros\n"
+     "func @loss(%r: f32[2,2,4,4]) -> (loss: f32[]) {\n"
+     "  %y = max_pool2d @x {kernel = 2, padding = 1, stride = 3} : f32[2,2,4,4]\n"
+     LOSS_TAIL("f32[2,2,4,4]"), 1, false, 2},
+    {"max_pool2d overlapping, stride 1", "param @x : f32[1,3,6,5] = zeros\n"
+     "func @loss(%r: f32[1,3,6,5]) -> (loss: f32[]) {\n"
+     "  %y = max_pool2d @x {kernel = 3, padding = 1, stride = 1} : f32[1,3,6,5]\n"
+     LOSS_TAIL("f32[1,3,6,5]"), 1, false, 2},
     {"avg_pool2d", "param @x : f32[2,3,7,6] = zeros\nfunc @loss(%r: f32[2,3,4,3]) -> (loss: f32[]) {\n"
      "  %y = avg_pool2d @x {kernel = [3, 2], padding = [1, 0], stride = [2, 2]} : f32[2,3,4,3]\n"
      LOSS_TAIL("f32[2,3,4,3]"), 1, false, 2},
