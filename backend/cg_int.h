@@ -39,6 +39,12 @@ typedef struct CgVal {
   const IrNode *gemm;    /* computed by the SGEMM of this matmul node */
   const IrValue *bias;   /* its epilogue: + bias[j] (NULL: none) */
   bool relu;             /* its epilogue: max(x, 0) */
+  struct CgVal *alias;   /* written in place over this global (its kernel
+                            reads and writes it through one pointer) */
+  struct CgVal *coout;   /* fused, but also stored by the kernel of coout
+                            (multi-output fusion; in its `extra` list) */
+  struct CgVal **extra;  /* values this kernel also stores, nextra of them */
+  int nextra;
   int nuses;             /* operand uses + returns */
   int last;              /* position of the last use (liveness) */
   bool returned;
@@ -79,6 +85,9 @@ typedef struct Cg {
   LLVMValueRef efn, earena, eglobals, einputs, eoutputs, eseed, estep, eerr;
   int64_t par_threshold;
   int vec_floats, vec_regs; /* target vector shape (SGEMM) */
+  bool *inplace;         /* per result of the function being lowered */
+  const IrNode *first_inplace; /* the first kernel writing a global in
+                            place (NULL: none); errors are checked before it */
   bool failed;
 } Cg;
 

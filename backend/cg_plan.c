@@ -269,6 +269,59 @@ static void decide(Cg *cg, const IrBlock *b, const IrNode **consumer) {
   }
 }
 
+/* Same sizes (the dtype may differ). */
+static bool same_dims(const IrType *a, const IrType *b) {
+  if (a->rank != b->rank) return false;
+  for (int k = 0; k < a->rank; k++)
+    if (a->dim[k] != b->dim[k]) return false;
+  return true;
+}
+
+/* The kernel that reads node n's result at that result's own index: the
+** first materialised value up the chain of single consumers, each an
+** elementwise op of n's sizes (so no broadcast on the way); or NULL. */
+static CgVal *same_index_kernel(Cg *cg, const IrNode *n, const IrNode **consumer) {
+  const IrType *t = &n->res[0]->type;
+  for (const IrNode *u = consumer[n->id]; u; u = consumer[u->id]) {
+    if (!(ir_op_info[u->op].flags & OPF_FUSABLE) || u->nres != 1 ||
+        !same_dims(&u->res[0]->type, t))
+      return NULL;
+    CgVal *uv = cg_val(cg, u->res[0]);
+    if (!uv->inl) return uv->gemm || uv->kind == CGB_VIEW || uv->scanuse ? NULL : uv;
+  }
+  return NULL;
+}
+
+static void add_extra(Cg *cg, CgVal *k, CgVal *e) {
+  CgVal **nx = ARENA_ARRAY(cg->a, CgVal *, k->nextra + 1);
+  if (k->nextra) memcpy(nx, k->extra, sizeof(CgVal *) * (size_t)k->nextra);
+  nx[k->nextra++] = e;
+  k->extra = nx;
+  e->coout = k;
+}
+
+/* Multi-output fusion: an elementwise result that is returned and also
+** read once, at its own index, by a later elementwise kernel is computed
+** and stored by that kernel (an optimiser's new moment, read by the
+** parameter update, costs no pass of its own). */
+static void multi_out(Cg *cg, const IrBlock *b, const IrNode **consumer) {
+  if (cg->o->no_fuse) return;
+  for (const IrNode *n = b->first; n; n = n->next) {
+    if (n->nres != 1 || !(ir_op_info[n->op].flags & OPF_FUSABLE)) continue;
+    CgVal *c = cg_val(cg, n->res[0]);
+    if (!c->returned || c->inl || c->scanuse || c->nuses != 2 || c->gemm ||
+        c->kind != CGB_OUTPUT)
+      continue;
+    CgVal *k = same_index_kernel(cg, n, consumer);
+    if (!k) continue;
+    for (int i = 0; i < c->nextra; i++) add_extra(cg, k, c->extra[i]);
+    c->extra = NULL;
+    c->nextra = 0;
+    c->inl = true;
+    add_extra(cg, k, c);
+  }
+}
+
 /* The position at which a use in block `ub` at position p reads a value
 ** defined in block db (climbing out of scan bodies). */
 static int use_pos(Plan *pl, const IrBlock *ub, int p, const IrBlock *db) {
@@ -322,6 +375,102 @@ static void lastuses(Plan *pl, const IrBlock *b) {
       for (int i = 0; i < n->body->nrets; i++)
         touch(pl, n->body->rets[i], n->body, pl->scan_end[n->id] - 1);
     }
+  }
+}
+
+/* ---------------------------------------------------- in-place updates */
+
+/* May node n raise a run-time error (a label or index out of range, an
+** integer division by zero), here or inside its body? */
+static bool may_raise(const IrNode *n) {
+  switch (n->op) {
+  case IR_OP_CROSS_ENTROPY: case IR_OP_NLL: case IR_OP_ACCURACY: case IR_OP_F1:
+  case IR_OP_TOP_K: case IR_OP_SOFT_ACCURACY: case IR_OP_SOFT_F1:
+  case IR_OP_GATHER: case IR_OP_ONE_HOT:
+    return true;
+  case IR_OP_DIV: case IR_OP_POW:
+    return !ir_dtype_is_float(n->res[0]->type.dtype);
+  default:
+    break;
+  }
+  if (n->body)
+    for (const IrNode *m = n->body->first; m; m = m->next)
+      if (may_raise(m)) return true;
+  return false;
+}
+
+/* Does reading v at the kernel's index (when `at`) touch the memory of
+** global w only as w itself (or the value written over it) at that index?
+** t: the kernel's result type. */
+static bool reads_ok(Cg *cg, const IrValue *v, const CgVal *w, const IrType *t, bool at) {
+  CgVal *c = cg_val(cg, v);
+  if (!c->inl) {
+    bool same = c == w || c->alias == w;
+    if (!same && c->root != w) return true;
+    return same && at && same_dims(&v->type, t);
+  }
+  const IrNode *n = v->def;
+  bool ew = (ir_op_info[n->op].flags & OPF_FUSABLE) != 0;
+  for (int i = 0; i < n->nargs; i++) {
+    bool ai = at && ew && same_dims(&n->args[i]->type, &n->res[0]->type);
+    if (!reads_ok(cg, n->args[i], w, t, ai)) return false;
+  }
+  return true;
+}
+
+/* Does kernel k (its node's operands and the values it also stores) read
+** the global w only at the element it writes? */
+static bool kernel_reads_ok(Cg *cg, const CgVal *k, const CgVal *w) {
+  const IrNode *n = k->v->def;
+  for (int i = 0; i < n->nargs; i++)
+    if (!reads_ok(cg, n->args[i], w, &k->v->type,
+                  same_dims(&n->args[i]->type, &n->res[0]->type)))
+      return false;
+  for (int i = 0; i < k->nextra; i++)
+    if (!reads_ok(cg, k->extra[i]->v, w, &k->v->type, true)) return false;
+  return true;
+}
+
+/* In cg->o->inplace_func, write each result `@X` straight into global X
+** when that is safe (codegen.h): X's last read is in the kernel that
+** writes it, at the element written, and no error can be raised from that
+** kernel on.  Runs after lastuses (the globals' last reads are known). */
+static void inplace(Plan *pl, const IrFunc *f) {
+  Cg *cg = pl->cg;
+  const IrBlock *b = f->body;
+  cg->first_inplace = NULL;
+  if (!cg->o->inplace_func || strcmp(f->name, cg->o->inplace_func) != 0) return;
+  int raise = -1;
+  for (const IrNode *n = b->first; n; n = n->next)
+    if (may_raise(n)) raise = n->body ? pl->scan_end[n->id] : pl->npos[n->id];
+  for (int r = 0; r < b->nrets; r++) {
+    const char *nm = f->ret_names ? f->ret_names[r] : NULL;
+    const IrValue *v = b->rets[r];
+    if (!nm || nm[0] != '@' || v->kind != IRV_RESULT || v->def->parent != b ||
+        v->def->nres != 1 || !(ir_op_info[v->def->op].flags & OPF_FUSABLE))
+      continue;
+    CgVal *c = cg_val(cg, v);
+    if (c->gemm || c->scanuse || c->kind != CGB_OUTPUT || c->index != r)
+      continue;
+    bool twice = false;
+    for (int q = 0; q < b->nrets; q++) twice |= q != r && b->rets[q] == v;
+    int gi = 0;
+    const IrGlobal *g = cg->m->globals;
+    for (; g && strcmp(g->name, nm + 1) != 0; g = g->next) gi++;
+    if (twice || !g || !ir_type_eq(&g->value->type, &v->type)) continue;
+    CgVal *w = cg_val(cg, g->value), *k = c->coout ? c->coout : c;
+    int kpos = pl->npos[k->v->def->id];
+    if (w->last > kpos || raise >= kpos) continue;
+    c->alias = w;
+    if (!kernel_reads_ok(cg, k, w)) {
+      c->alias = NULL;
+      continue;
+    }
+    c->kind = CGB_GLOBAL;
+    c->index = gi;
+    cg->inplace[r] = true;
+    if (!cg->first_inplace || kpos < pl->npos[cg->first_inplace->id])
+      cg->first_inplace = k->v->def;
   }
 }
 
@@ -498,9 +647,12 @@ bool cg_plan_func(Cg *cg, const IrFunc *f, int64_t *arena_bytes) {
   count_uses(cg, b, consumer);
   decide(cg, b, consumer);
   gemm_fuse(cg, b, consumer);
+  multi_out(cg, b, consumer);
   number(&pl, b);
   lastuses(&pl, b);
-  for (int i = 0; i < b->nrets; i++) touch(&pl, b->rets[i], b, pl.pos + 1);
+  inplace(&pl, f);
+  for (int i = 0; i < b->nrets; i++)
+    if (!cg_val(cg, b->rets[i])->coout) touch(&pl, b->rets[i], b, pl.pos + 1);
   allocate(&pl, b);
   *arena_bytes = pl.peak;
   return !cg->failed;

@@ -22,6 +22,8 @@ static CgVal *dest(Cg *cg, const IrValue *v, LLVMValueRef ptr) {
   *d = *cg_val(cg, v);
   d->root = d;
   d->inl = false;
+  d->alias = d->coout = NULL;
+  d->nextra = 0;
   d->kind = CGB_VIEW;
   d->ptr = ptr;
   int64_t st = 1;

@@ -21,6 +21,7 @@
 
 static int leaf_index(Cg *cg, CgVal *r) {
   CgKern *k = cg->k;
+  if (r->alias) r = r->alias; /* one pointer for one memory */
   for (int i = 0; i < k->nleaf; i++)
     if (k->leaf[i] == r) return i;
   return -1;
@@ -149,6 +150,7 @@ LLVMValueRef cg_elem(Cg *cg, const IrValue *v, LLVMValueRef *idx) {
 /* -------------------------------------------------------------- kernels */
 
 static void add_leaf(Cg *cg, CgKern *k, CgVal *c) {
+  if (c->alias) c = c->alias;
   for (int i = 0; i < k->nleaf; i++)
     if (k->leaf[i] == c) return;
   if (k->nleaf == k->capleaf) {
@@ -233,7 +235,12 @@ static void loop_kernel(Cg *cg, const IrNode *n, CgVal *out, const IrValue *src,
   if (inner)
     idx[t->rank - 1] = cg_loop_begin(cg, &lc, cg_i64(cg, 0), cg_i64(cg, cg_cols(t)));
   LLVMValueRef x = src ? cg_elem(cg, src, idx) : cg_rules[n->op](cg, n, idx);
+  /* every load of the element before any store: a value written in place
+  ** over a global is read here at this index (cg_plan.c, inplace) */
+  LLVMValueRef *ex = ARENA_ARRAY(cg->a, LLVMValueRef, out->nextra + 1);
+  for (int i = 0; i < out->nextra && !src; i++) ex[i] = cg_elem(cg, out->extra[i]->v, idx);
   store_val(cg, out, idx, x);
+  for (int i = 0; i < out->nextra && !src; i++) store_val(cg, out->extra[i], idx, ex[i]);
   if (inner) cg_loop_end(cg, &lc);
   cg_loop_end(cg, &lr);
 }
@@ -257,9 +264,12 @@ static void emit_kernel(Cg *cg, const char *name, const IrNode *n, CgVal *out,
                         const IrValue *src, int64_t rows, int64_t work) {
   CgKern *k = ARENA_NEW(cg->a, CgKern);
   add_leaf(cg, k, out);
-  if (src) collect(cg, k, src);
-  else
+  if (src) {
+    collect(cg, k, src);
+  } else {
+    for (int i = 0; i < out->nextra; i++) add_leaf(cg, k, out->extra[i]);
     for (int i = 0; i < n->nargs; i++) collect(cg, k, n->args[i]);
+  }
   int np = 2 + k->nleaf + 3;
   k->lptr = ARENA_ARRAY(cg->a, LLVMValueRef, k->nleaf + 1);
   LLVMTypeRef *pt = ARENA_ARRAY(cg->a, LLVMTypeRef, np);
@@ -362,14 +372,32 @@ static void bind_ptr(Cg *cg, CgVal *c) {
   c->ptr = LLVMBuildLoad2(b, cg->ptr, LLVMBuildInBoundsGEP2(b, cg->ptr, base, &i, 1, ""), "");
 }
 
+/* In the entry function: return the error code now if one is set (before
+** the first kernel that writes a global in place). */
+static void return_on_error(Cg *cg) {
+  LLVMValueRef e = LLVMBuildLoad2(cg->eb, cg->i32, cg->eerr, "");
+  LLVMSetOrdering(e, LLVMAtomicOrderingMonotonic);
+  LLVMSetAlignment(e, 4);
+  LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(cg->ctx, cg->efn, "fail");
+  LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(cg->ctx, cg->efn, "update");
+  LLVMBuildCondBr(cg->eb, LLVMBuildICmp(cg->eb, LLVMIntNE, e, cg_i32(cg, 0), ""), fail, go);
+  LLVMPositionBuilderAtEnd(cg->eb, fail);
+  LLVMBuildRet(cg->eb, e);
+  LLVMPositionBuilderAtEnd(cg->eb, go);
+}
+
 static void emit_node(Cg *cg, const IrNode *n) {
   if (n->op == IR_OP_SCAN) {
     cg_scan(cg, n);
     return;
   }
   CgVal *c = cg_val(cg, n->res[0]);
-  if (c->inl) return;
+  if (c->inl) {
+    if (c->coout) bind_ptr(cg, c); /* stored by a later kernel */
+    return;
+  }
   bind_ptr(cg, c);
+  if (n == cg->first_inplace) return_on_error(cg);
   if (c->kind == CGB_VIEW) return;
   if (c->gemm) {
     cg_gemm_emit(cg, n, c, cg->scratch[n->id][0]);
@@ -414,8 +442,10 @@ static void emit_func(Cg *cg, const IrFunc *f, CgFuncInfo *info) {
   int64_t bytes = 0;
   cg->fname = f->name;
   cg_vals_reset(cg);
+  cg->inplace = ARENA_ARRAY(cg->a, bool, f->body->nrets + 1);
   if (!type_ok(cg, f->body) || !cg_plan_func(cg, f, &bytes)) return;
   info->arena_bytes = (uint64_t)bytes;
+  info->inplace = cg->first_inplace ? cg->inplace : NULL;
   LLVMTypeRef p[6] = {cg->ptr, cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->i64};
   LLVMTypeRef fty = LLVMFunctionType(cg->i32, p, 6, false);
   cg->efn = LLVMAddFunction(cg->mod, info->symbol, fty);
@@ -431,18 +461,20 @@ static void emit_func(Cg *cg, const IrFunc *f, CgFuncInfo *info) {
   LLVMBuildStore(cg->eb, cg_i32(cg, 0), cg->eerr);
   for (const IrGlobal *g = cg->m->globals; g; g = g->next) {
     CgVal *c = cg_val(cg, g->value);
-    if (c->nuses || c->returned) bind_ptr(cg, c);
+    bind_ptr(cg, c); /* unused ones are dead loads */
   }
   for (int i = 0; i < f->body->nargs; i++) bind_ptr(cg, cg_val(cg, f->body->args[i]));
   cg_emit_block(cg, f->body);
   for (int i = 0; i < f->body->nrets && !cg->failed; i++) {
     const IrValue *r = f->body->rets[i];
     CgVal *c = cg_val(cg, r);
-    if (c->kind == CGB_OUTPUT && c->index == i) continue;
+    if ((c->kind == CGB_OUTPUT && c->index == i) || cg->inplace[i]) continue;
     CgVal *o = ARENA_NEW(cg->a, CgVal);
     *o = *cg_val(cg, r);
     o->root = o;
     o->inl = false;
+    o->alias = o->coout = NULL;
+    o->nextra = 0;
     o->kind = CGB_OUTPUT;
     o->index = i;
     int64_t st = 1;

@@ -21,11 +21,17 @@
 **            the interpreter: same Philox4x32-10 numbers).
 **   returns  0, or a CG_ERR_* code for a run-time error (a label or index
 **            out of range, an integer division by zero).  Outputs are then
-**            unspecified.
+**            unspecified; globals are unchanged.
 **
 ** Tensors are dense, row-major, in their dtype: f32 float, f64 double, f16
 ** IEEE half, bf16 bfloat16 (both computed in f32), i32/i64, u8 and bool
-** one byte each (bool 0/1).  Inputs and globals are only read.  Output
+** one byte each (bool 0/1).  Inputs and globals are only read, except in
+** the function CgOpts.inplace_func: there a result named `@X` (X a global
+** of the same type) may be written straight into X's memory, where that
+** is safe (every other read of X comes before the kernel that writes it,
+** which reads X at the element it writes; no run-time error can be raised
+** after it).  CgFuncInfo.inplace[r] says which; outputs[r] is then not
+** written, and on a run-time error no global has been written.  Output
 ** buffers must not overlap the inputs, the globals, the arena or each
 ** other, nor may the arena overlap inputs or globals (kernel pointers are
 ** noalias); inputs may overlap each other.
@@ -62,12 +68,16 @@ typedef struct CgOpts {
   int64_t par_threshold;  /* parallel when the work of a kernel exceeds it
                              (0: default 32768; < 0: never parallel) */
   bool no_fuse;           /* materialise every value (debugging) */
+  const char *inplace_func; /* results `@X` of this function may update
+                               global X in place (see above) */
 } CgOpts;
 
 typedef struct CgFuncInfo {
   const char *name;       /* the IR function's name */
   const char *symbol;     /* <prefix>_<name> */
   uint64_t arena_bytes;   /* scratch this function needs */
+  bool *inplace;          /* per result: written into its global, not to
+                             outputs[r] (NULL: none) */
 } CgFuncInfo;
 
 typedef struct CgResult {

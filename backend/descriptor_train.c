@@ -7,18 +7,20 @@
 **                              void *const *out) {
 **     void *g[NGLOBALS] = { ctx->params + off_0, ... };
 **     void *o[NRESULTS];          loss, lr -> out[0], out[1] (then metrics);
-**                                 each @X -> ctx->arena + stage_X
+**                                 each staged @X -> ctx->arena + stage_X,
+**                                 each in-place @X -> NULL
 **     int32_t rc = P_train_step(ctx->arena, g, in, o, ctx->seed, ctx->step);
 **     if (rc) return rc == CG_ERR_RANGE ? NNRT_STEP_E_INDEX : 100 + rc;
 **     memcpy(ctx->params + off_X, ctx->arena + stage_X, bytes_X); ...
 **     return 0;
 **   }
 **
-** The generated function may not write into the globals it reads (its
-** outputs must not overlap them: backend/codegen.h), so the new values of
-** the params and states are staged in the arena, after @train_step's own
-** scratch, and copied once the whole step has run: every read of a global
-** sees the value from before the step (internals.md, optimizer).
+** Every read of a global must see the value from before the step
+** (internals.md, optimizer).  The lowering writes a result @X straight
+** into X where that holds (CgFuncInfo.inplace: the optimiser's updates,
+** each the last reader of its parameter or state; codegen.h).  The other
+** new values are staged in the arena, after @train_step's own scratch, and
+** copied once the whole step has run.
 **
 ** P_eval_step_entry and P_average_entry call P_eval_step and P_average as
 ** the forward entry calls P_forward (the runtime's lists are the IR
@@ -87,10 +89,15 @@ static const char *cg_symbol(const EmitJob *j, const char *func) {
   return NULL;
 }
 
-static uint64_t cg_arena(const EmitJob *j, const char *func) {
+static const CgFuncInfo *cg_func(const EmitJob *j, const char *func) {
   for (int i = 0; i < j->cg.nfuncs; i++)
-    if (strcmp(j->cg.funcs[i].name, func) == 0) return j->cg.funcs[i].arena_bytes;
-  return 0;
+    if (strcmp(j->cg.funcs[i].name, func) == 0) return &j->cg.funcs[i];
+  return NULL;
+}
+
+static uint64_t cg_arena(const EmitJob *j, const char *func) {
+  const CgFuncInfo *fi = cg_func(j, func);
+  return fi ? fi->arena_bytes : 0;
 }
 
 /* ------------------------------------------------------------ wrappers */
@@ -166,6 +173,7 @@ static LLVMValueRef train_entry(EmitJob *j, Tt *t, const IrFunc *f, Diag *d) {
   uint64_t *stage = ARENA_ARRAY(j->a, uint64_t, nr + 1);
   int *gi = ARENA_ARRAY(j->a, int, nr + 1);
   uint64_t off = (cg_arena(j, f->name) + ALIGN - 1) / ALIGN * ALIGN;
+  const bool *inplace = cg_func(j, f->name)->inplace;
   for (int r = 0; r < nr; r++) {
     const char *nm = f->ret_names[r];
     gi[r] = -1;
@@ -175,6 +183,10 @@ static LLVMValueRef train_entry(EmitJob *j, Tt *t, const IrFunc *f, Diag *d) {
       diag_error(d, (SrcLoc){0}, "@%s returns '%s', which is not a parameter or state",
                  f->name, nm);
       return NULL;
+    }
+    if (inplace && inplace[r]) {
+      gi[r] = -2; /* written by the step itself */
+      continue;
     }
     stage[r] = off;
     off += (type_bytes(&body->rets[r]->type) + ALIGN - 1) / ALIGN * ALIGN;
@@ -188,7 +200,9 @@ static LLVMValueRef train_entry(EmitJob *j, Tt *t, const IrFunc *f, Diag *d) {
   int k = 0;
   for (int r = 0; r < nr; r++) {
     LLVMValueRef p, idx = ci64(t, r);
-    if (gi[r] >= 0) {
+    if (gi[r] == -2) {
+      p = LLVMConstPointerNull(t->ptr);
+    } else if (gi[r] >= 0) {
       LLVMValueRef o = ci64(t, (int64_t)stage[r]);
       p = LLVMBuildGEP2(w.b, t->i8, w.arena, &o, 1, "");
     } else {

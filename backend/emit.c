@@ -70,7 +70,7 @@ bool emit_lower(EmitJob *j, const IrModule *m, const EmitOpts *o, Arena *a,
   j->have_tgt = true;
   j->ctx = LLVMContextCreate();
   j->mod = LLVMModuleCreateWithNameInContext(j->prefix, j->ctx);
-  CgOpts co = {.prefix = j->prefix};
+  CgOpts co = {.prefix = j->prefix, .inplace_func = "train_step"};
   if (!cg_lower_module(m, j->mod, j->tgt.tm, &co, a, &j->cg, d)) return false;
   j->sizes.arena_bytes = j->cg.arena_bytes;
   emit_layout(j);

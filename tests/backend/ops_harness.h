@@ -40,6 +40,7 @@ typedef struct Spec {
   double rtol, atol; /* |got - want| <= atol + rtol |want| */
   int64_t par;       /* CgOpts.par_threshold (default 64: force parallel) */
   bool no_fuse;
+  const char *inplace; /* CgOpts.inplace_func */
 } Spec;
 
 typedef struct Lib {
@@ -94,7 +95,7 @@ static bool lib_build(Lib *L, const char *text, const Spec *sp, bool want_asm) {
   LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("ops", c);
   Diag *d = diag_new(stderr);
   CgOpts o = {.prefix = "t", .par_threshold = sp->par ? sp->par : 64,
-              .no_fuse = sp->no_fuse};
+              .no_fuse = sp->no_fuse, .inplace_func = sp->inplace};
   bool ok = cg_lower_module(L->m, mod, host.tm, &o, L->a, &L->res, d);
   if (ok) lib_kernel_names(L, mod);
   if (ok) ok = cg_optimize(mod, host.tm, 3, d);
@@ -252,8 +253,27 @@ static bool close_enough(DType t, double got, double want, const Spec *sp) {
   return fabs(got - want) <= atol + rtol * fabs(want);
 }
 
+/* The generated function's info for f. */
+static const CgFuncInfo *lib_func(const Lib *L, const IrFunc *f) {
+  for (int i = 0; i < L->res.nfuncs; i++)
+    if (strcmp(L->res.funcs[i].name, f->name) == 0) return &L->res.funcs[i];
+  return NULL;
+}
+
+/* The index of the global a result `@X` names, or -1. */
+static int ret_global(const Lib *L, const IrFunc *f, int r) {
+  const char *nm = f->ret_names ? f->ret_names[r] : NULL;
+  if (!nm || nm[0] != '@') return -1;
+  int gi = 0;
+  for (const IrGlobal *g = L->m->globals; g; g = g->next, gi++)
+    if (strcmp(g->name, nm + 1) == 0) return gi;
+  return -1;
+}
+
 /* Run f through both engines; returns the number of mismatches (a run-time
-** error counts as agreement when both report one). */
+** error counts as agreement when both report one).  A result written in
+** place (CgFuncInfo.inplace) is read from its global; every other global
+** must keep its bytes, and all of them on a run-time error. */
 static int check_func(Lib *L, const IrFunc *f, const Spec *sp, uint64_t seed) {
   const IrBlock *b = f->body;
   Arena *a = arena_new();
@@ -291,6 +311,17 @@ static int check_func(Lib *L, const IrFunc *f, const Spec *sp, uint64_t seed) {
     out[i] = arena_alloc(a, (size_t)(ir_type_numel(t) + 1) * ir_dtype_size(t->dtype), 64);
   }
   void *arena = arena_alloc(a, L->res.arena_bytes + 64, 64);
+  const bool *inplace = lib_func(L, f) ? lib_func(L, f)->inplace : NULL;
+  void **gw = ARENA_ARRAY(a, void *, ng + 1); /* the globals the code may write */
+  size_t *gbytes = ARENA_ARRAY(a, size_t, ng + 1);
+  bool *written = ARENA_ARRAY(a, bool, ng + 1);
+  gi = 0;
+  for (const IrGlobal *g = L->m->globals; g; g = g->next, gi++) {
+    gbytes[gi] = (size_t)ir_type_numel(&g->type) * ir_dtype_size(g->type.dtype);
+    gw[gi] = arena_alloc(a, gbytes[gi] + 1, 64);
+  }
+  for (int i = 0; i < b->nrets && inplace; i++)
+    if (inplace[i]) written[ret_global(L, f, i)] = true;
   int bad = 0;
   for (int th = 1; th <= 2; th++) {
     omp_set_num_threads(th);
@@ -298,9 +329,15 @@ static int check_func(Lib *L, const IrFunc *f, const Spec *sp, uint64_t seed) {
       const IrType *t = &b->rets[i]->type;
       memset(out[i], 0xA5, (size_t)ir_type_numel(t) * ir_dtype_size(t->dtype));
     }
+    for (int i = 0; i < ng; i++) memcpy(gw[i], ngl[i], gbytes[i]);
     memset(arena, 0x5A, L->res.arena_bytes);
-    int32_t rc = fn(arena, (void *const *)ngl, (void *const *)nin, (void *const *)out,
+    int32_t rc = fn(arena, (void *const *)gw, (void *const *)nin, (void *const *)out,
                     io.seed, io.step);
+    for (int i = 0; i < ng; i++)
+      if ((!written[i] || rc != 0) && memcmp(gw[i], ngl[i], gbytes[i]) != 0) {
+        fprintf(stderr, "%s: global %d changed (%d threads, rc %d)\n", f->name, i, th, rc);
+        bad++;
+      }
     if (!iok || rc != 0) {
       if (iok != (rc == 0)) {
         fprintf(stderr, "%s: interpreter %s (%s), generated code returned %d\n",
@@ -313,8 +350,9 @@ static int check_func(Lib *L, const IrFunc *f, const Spec *sp, uint64_t seed) {
       const IrType *t = &b->rets[i]->type;
       int64_t n = ir_type_numel(t);
       int shown = 0;
+      const void *got = inplace && inplace[i] ? gw[ret_global(L, f, i)] : out[i];
       for (int64_t k = 0; k < n; k++) {
-        double g = native_at(t->dtype, out[i], k), w = interp_at(t->dtype, want[i].data, k);
+        double g = native_at(t->dtype, got, k), w = interp_at(t->dtype, want[i].data, k);
         if (close_enough(t->dtype, g, w, sp)) continue;
         if (shown++ < 4)
           fprintf(stderr, "%s: result %d (%s) [%lld]: got %.9g, want %.9g (%d threads)\n",
