@@ -13,16 +13,21 @@
 **    argmax, 0 at its other taps (only the taps in [begin, end): a window
 **    cut by the thread split is recomputed by both sides).  Windows fully
 **    inside the rows and the input are straight-line code over the taps
-**    (a loop over ow the vectoriser widens); the others, at the padding and
-**    the split, check each tap.  Rows and columns no window covers get 0.
+**    (at most 16): for f32 rows of unit stride, 8 windows a step as masked
+**    vector loads of each tap row, split into one vector per tap by
+**    shuffles and interleaved back for the stores; otherwise a scalar
+**    loop over ow.  The others, at the padding and the split, check each
+**    tap.  Rows and columns no window covers get 0.
 **  - otherwise (overlapping windows, stride > kernel, dilation): each dx
 **    element is the element emitter, a gather: the sum, in (kh, kw) order,
 **    of dy over the windows that contain the element and pick it.
 ** No sum depends on the thread count: the result is the same at any.
 */
 #include <math.h>
+#include <string.h>
 
 #include "cg_int.h"
+#include "llvm_util.h"
 
 #define ADD(x, y) LLVMBuildNSWAdd(cg->b, x, y, "")
 #define MUL(x, y) LLVMBuildNSWMul(cg->b, x, y, "")
@@ -271,6 +276,127 @@ static void windows_inner(Cg *cg, const IrNode *n, const PoolGeo *g,
   cg_loop_end(cg, &lw);
 }
 
+/* ---- f32 with unit column strides: VW windows per step, each row of
+** their taps one masked vector load (KW*VW floats), split by shuffles
+** into one vector per tap, and stored back the same way. */
+
+#define POOL_VW 8
+
+static bool vec_ok(Cg *cg, const IrNode *n, const PoolGeo *g) {
+  const IrValue *v[3] = {n->args[0], n->args[1], n->res[0]};
+  if (g->dt != DT_F32 || g->k[1] * POOL_VW > 64) return false;
+  for (int i = 0; i < 3; i++) {
+    CgVal *c = cg_val(cg, v[i]);
+    if (c->inl || c->st[g->r - 1] != 1) return false;
+  }
+  return true;
+}
+
+static LLVMValueRef vconst_i32(Cg *cg, const int *v, int n) {
+  LLVMValueRef e[64];
+  for (int i = 0; i < n; i++) e[i] = cg_i32(cg, v[i]);
+  return LLVMConstVector(e, (unsigned)n);
+}
+
+/* The n lanes below cnt (an i64) as an <n x i1> mask. */
+static LLVMValueRef vfirst(Cg *cg, LLVMValueRef cnt, int n) {
+  int io[64];
+  for (int i = 0; i < n; i++) io[i] = i;
+  LLVMTypeRef vi = LLVMVectorType(cg->i32, (unsigned)n);
+  LLVMValueRef c = LLVMBuildTrunc(cg->b, cnt, cg->i32, "");
+  c = LLVMBuildInsertElement(cg->b, LLVMGetUndef(vi), c, cg_i32(cg, 0), "");
+  c = LLVMBuildShuffleVector(cg->b, c, LLVMGetUndef(vi), LLVMConstNull(vi), "");
+  return icmp(cg, LLVMIntULT, vconst_i32(cg, io, n), c);
+}
+
+static LLVMValueRef vmasked(Cg *cg, const char *name, int n, LLVMTypeRef *fty) {
+  LLVMTypeRef ov[2] = {LLVMVectorType(cg->f32, (unsigned)n), cg->ptr};
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  *fty = LLVMIntrinsicGetType(cg->ctx, id, ov, 2);
+  return LLVMGetIntrinsicDeclaration(cg->mod, id, ov, 2);
+}
+
+/* n floats at p where mask is on (0 elsewhere); the store likewise. */
+static LLVMValueRef vload(Cg *cg, LLVMValueRef p, LLVMValueRef mask, int n) {
+  LLVMTypeRef fty;
+  LLVMValueRef f = vmasked(cg, "llvm.masked.load", n, &fty);
+  LLVMValueRef a[4] = {p, cg_i32(cg, 4), mask,
+                       LLVMConstNull(LLVMVectorType(cg->f32, (unsigned)n))};
+  return LLVMBuildCall2(cg->b, fty, f, a, 4, "");
+}
+
+static void vstore(Cg *cg, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask, int n) {
+  LLVMTypeRef fty;
+  LLVMValueRef f = vmasked(cg, "llvm.masked.store", n, &fty);
+  LLVMValueRef a[4] = {v, p, cg_i32(cg, 4), mask};
+  LLVMBuildCall2(cg->b, fty, f, a, 4, "");
+}
+
+/* Lanes w*kw_n + kw of o[kw] (kw_n vectors of VW): the taps of a row of
+** windows back in column order. */
+static LLVMValueRef vinterleave(Cg *cg, LLVMValueRef *o, int kw_n) {
+  LLVMValueRef part[8];
+  int np = 1, len = POOL_VW, m[64];
+  while (np < kw_n) np *= 2;
+  for (int i = 0; i < np; i++) part[i] = i < kw_n ? o[i] : LLVMGetUndef(LLVMTypeOf(o[0]));
+  for (; np > 1; np /= 2, len *= 2) { /* concatenate pairs */
+    for (int i = 0; i < 2 * len; i++) m[i] = i;
+    for (int i = 0; i < np / 2; i++)
+      part[i] = LLVMBuildShuffleVector(cg->b, part[2 * i], part[2 * i + 1],
+                                       vconst_i32(cg, m, 2 * len), "");
+  }
+  for (int w = 0; w < POOL_VW; w++)
+    for (int k = 0; k < kw_n; k++) m[w * kw_n + k] = k * POOL_VW + w;
+  return LLVMBuildShuffleVector(cg->b, part[0], LLVMGetUndef(LLVMTypeOf(part[0])),
+                                vconst_i32(cg, m, kw_n * POOL_VW), "");
+}
+
+/* windows_inner for f32 with unit column strides, POOL_VW windows a step
+** (the last step masked). */
+static void windows_vec(Cg *cg, const IrNode *n, const PoolGeo *g,
+                        LLVMValueRef *idx, LLVMValueRef oh, int64_t owa,
+                        int64_t owb) {
+  LLVMBuilderRef b = cg->b;
+  int KH = (int)g->k[0], KW = (int)g->k[1], L = KW * POOL_VW, m[64];
+  LLVMTypeRef vi = LLVMVectorType(cg->i32, POOL_VW);
+  LLVMValueRef v[POOL_UNROLL_TAPS], o[8];
+  LLVMValueRef h0 = SUB(MUL(oh, I(KH)), I(g->p[0]));
+  LlLoop l;
+  ll_loop_begin(b, &l, I(owa), I(owb), I(POOL_VW), "v_ow");
+  LLVMValueRef rem = smin(cg, SUB(I(owb), l.iv), I(POOL_VW));
+  LLVMValueRef mw = vfirst(cg, rem, POOL_VW), ml = vfirst(cg, MUL(rem, I(KW)), L);
+  LLVMValueRef w0 = SUB(MUL(l.iv, I(KW)), I(g->p[1]));
+  for (int kh = 0; kh < KH; kh++) {
+    LLVMValueRef row = vload(cg, cg_addr(cg, n->args[0], at(g, idx, ADD(h0, I(kh)), w0)), ml, L);
+    for (int kw = 0; kw < KW; kw++) {
+      for (int w = 0; w < POOL_VW; w++) m[w] = w * KW + kw;
+      v[kh * KW + kw] = LLVMBuildShuffleVector(b, row, LLVMGetUndef(LLVMTypeOf(row)),
+                                               vconst_i32(cg, m, POOL_VW), "");
+    }
+  }
+  LLVMValueRef mx = v[0], bi = LLVMConstNull(vi);
+  LLVMValueRef nan = LLVMBuildFCmp(b, LLVMRealUNO, v[0], v[0], "");
+  for (int t = 1; t < KH * KW; t++) {
+    LLVMValueRef gt = LLVMBuildFCmp(b, LLVMRealOGT, v[t], mx, "");
+    for (int w = 0; w < POOL_VW; w++) m[w] = t;
+    mx = sel(cg, gt, v[t], mx);
+    bi = sel(cg, gt, vconst_i32(cg, m, POOL_VW), bi);
+    nan = LLVMBuildOr(b, nan, LLVMBuildFCmp(b, LLVMRealUNO, v[t], v[t], ""), "");
+  }
+  LLVMValueRef zero = LLVMConstNull(LLVMTypeOf(v[0]));
+  LLVMValueRef gy = vload(cg, cg_addr(cg, n->args[1], at(g, idx, oh, l.iv)), mw, POOL_VW);
+  gy = sel(cg, nan, zero, gy);
+  for (int kh = 0; kh < KH; kh++) {
+    for (int kw = 0; kw < KW; kw++) {
+      for (int w = 0; w < POOL_VW; w++) m[w] = kh * KW + kw;
+      o[kw] = sel(cg, icmp(cg, LLVMIntEQ, bi, vconst_i32(cg, m, POOL_VW)), gy, zero);
+    }
+    vstore(cg, vinterleave(cg, o, KW),
+           cg_addr(cg, n->res[0], at(g, idx, ADD(h0, I(kh)), w0)), ml, L);
+  }
+  ll_loop_end(b, &l);
+}
+
 /* Rows [r0, r1) of a plane, disjoint windows (stride = kernel, dilation 1). */
 static void disjoint_rows(Cg *cg, const IrNode *n, const PoolGeo *g,
                           LLVMValueRef *idx, LLVMValueRef r0, LLVMValueRef r1) {
@@ -302,7 +428,8 @@ static void disjoint_rows(Cg *cg, const IrNode *n, const PoolGeo *g,
   if (inner) {
     PoolIf fi;
     if_begin(cg, &fi, full);
-    windows_inner(cg, n, g, idx, oh, owa, owb);
+    if (vec_ok(cg, n, g)) windows_vec(cg, n, g, idx, oh, owa, owb);
+    else windows_inner(cg, n, g, idx, oh, owa, owb);
     if_end(cg, &fi);
   }
   cg_loop_end(cg, &lo);

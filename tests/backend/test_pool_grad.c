@@ -6,7 +6,8 @@
 ** window).  Both kernel forms: disjoint windows (stride = kernel,
 ** dilation 1: straight-line taps inside, checked taps at the padding, the
 ** thread split and kernels of more than 16 taps, zeros where no window
-** reaches) and the gather (overlapping windows, stride > kernel,
+** reaches; f32 rows of unit stride as masked vectors, kernel widths 1 to
+** 4) and the gather (overlapping windows, stride > kernel,
 ** dilation, a window entirely in the padding).  Odd sizes, rank 3 and 4,
 ** a strided (transposed) x, f16/bf16/f64, and ties: x drawn from {0, 1, 2}
 ** (equal maxima in most windows), and log(x - 1), which adds -inf ties
@@ -24,10 +25,11 @@ static const char disjoint_nnir[] =
     "%db: f32[2,3,4,2], %c: f32[2,2,10,10], %dc: f32[2,2,4,4], %e: f32[1,1,9,10], "
     "%de: f32[1,1,4,5], %f: f32[3,9,7], %df: f32[3,4,3], %g: f32[2,2,17,23], "
     "%dg: f32[2,2,3,4], %h: f32[2,2,5,8], %dh: f32[2,2,5,4], %i: f32[1,2,8,8], "
-    "%di: f32[1,2,5,5], %j: f32[2,2,11,9], %dj: f32[2,2,4,5]) -> "
+    "%di: f32[1,2,5,5], %j: f32[2,2,11,9], %dj: f32[2,2,4,5], %k: f32[1,2,6,5], "
+    "%dk: f32[1,2,3,5], %l: f32[1,2,3,17], %dl: f32[1,2,3,4]) -> "
     "(a: f32[2,3,9,11], b: f32[2,3,7,5], c: f32[2,2,10,10], e: f32[1,1,9,10], "
     "f: f32[3,9,7], g: f32[2,2,17,23], h: f32[2,2,5,8], i: f32[1,2,8,8], "
-    "j: f32[2,2,9,11]) {\n"
+    "j: f32[2,2,9,11], k: f32[1,2,6,5], l: f32[1,2,3,17]) {\n"
     "  %0 = max_pool2d_grad %a, %da {kernel = [2, 2]} : f32[2,3,9,11]\n"
     "  %1 = max_pool2d_grad %b, %db {kernel = [2, 3], padding = [1, 1]} : f32[2,3,7,5]\n"
     "  %2 = max_pool2d_grad %c, %dc {kernel = 3, padding = 1} : f32[2,2,10,10]\n"
@@ -38,7 +40,9 @@ static const char disjoint_nnir[] =
     "  %7 = max_pool2d_grad %i, %di {kernel = 2, padding = 1} : f32[1,2,8,8]\n"
     "  %8 = transpose %j {perm = [0, 1, 3, 2]} : f32[2,2,9,11]\n"
     "  %9 = max_pool2d_grad %8, %dj {kernel = 2} : f32[2,2,9,11]\n"
-    "  return %0, %1, %2, %3, %4, %5, %6, %7, %9\n"
+    "  %10 = max_pool2d_grad %k, %dk {kernel = [2, 1]} : f32[1,2,6,5]\n"
+    "  %11 = max_pool2d_grad %l, %dl {kernel = [1, 4]} : f32[1,2,3,17]\n"
+    "  return %0, %1, %2, %3, %4, %5, %6, %7, %9, %10, %11\n"
     "}\n";
 
 static const char gather_nnir[] =
