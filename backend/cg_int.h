@@ -206,6 +206,11 @@ void cg_gemm_emit(Cg *cg, const IrNode *n, CgVal *out, CgVal *work);
 ** type is the 12-parameter CgGemmFn of gemm.h. */
 LLVMValueRef cg_sgemm_fn(Cg *cg, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                          int64_t *work);
+/* The same with A already packed by the caller (GemmSpec.a_packed). */
+LLVMValueRef cg_sgemm_apacked_fn(Cg *cg, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                                 int64_t *work);
+/* The SGEMM's micro-tile (MR rows × NR columns) and KC (gemm.h). */
+void cg_sgemm_tile(Cg *cg, int *mr, int *nr, int *kc);
 /* cg_vision.c: an f32 conv1d/conv2d lowered as im2col + SGEMM (planned by
 ** cg_plan.c through CgVal.gemm = the conv node; cg_gemm_work and
 ** cg_gemm_emit dispatch here for a non-matmul node). */

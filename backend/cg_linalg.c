@@ -421,12 +421,17 @@ int64_t cg_gemm_work(Cg *cg, const IrNode *mm) {
   return cg_gemm_work_floats(&s, g.N, g.M, g.K, 2);
 }
 
-LLVMValueRef cg_sgemm_fn(Cg *cg, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
-                         int64_t *work) {
+static LLVMValueRef sgemm_fn(Cg *cg, bool ta, bool tb, bool ap, int64_t M, int64_t N,
+                             int64_t K, int64_t *work) {
   GemmLayout l = {.ta = ta, .tb = tb};
   GemmSpec s;
   char name[64];
   gemm_spec(cg, &l, false, false, &s, name, sizeof name);
+  if (ap) {
+    s.a_packed = true;
+    size_t len = strlen(name);
+    snprintf(name + len, sizeof name - len, "_apacked");
+  }
   if (work) *work = cg_gemm_work_floats(&s, M, N, K, 2);
   LLVMValueRef gf = LLVMGetNamedFunction(cg->mod, name);
   if (!gf) {
@@ -434,6 +439,28 @@ LLVMValueRef cg_sgemm_fn(Cg *cg, bool ta, bool tb, int64_t M, int64_t N, int64_t
     LLVMSetLinkage(gf, LLVMInternalLinkage);
   }
   return gf;
+}
+
+LLVMValueRef cg_sgemm_fn(Cg *cg, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                         int64_t *work) {
+  return sgemm_fn(cg, ta, tb, false, M, N, K, work);
+}
+
+LLVMValueRef cg_sgemm_apacked_fn(Cg *cg, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                                 int64_t *work) {
+  return sgemm_fn(cg, ta, tb, true, M, N, K, work);
+}
+
+void cg_sgemm_tile(Cg *cg, int *mr, int *nr, int *kc) {
+  GemmLayout l = {.ta = false, .tb = false};
+  GemmSpec s;
+  GemmBlocking bk;
+  char name[64];
+  gemm_spec(cg, &l, false, false, &s, name, sizeof name);
+  cg_gemm_blocking(&s, &bk);
+  *mr = bk.mr;
+  *nr = bk.nr;
+  *kc = bk.kc;
 }
 
 /* Element offset of batch bt in operand t (batch dims broadcast). */

@@ -7,10 +7,13 @@
 ** shuffle and unshuffle.  Taps outside the input read an in-range
 ** element and are masked (select), so every load is in bounds.  f32
 ** convolutions with one group over materialised operands go instead to
-** the packed SGEMM: im2col + SGEMM for conv1d/conv2d, or the tap form
-** (one SGEMM per input channel) when the kernel has more taps than the
-** output has positions - the weight gradient; SGEMM + col2im for
-** conv_transpose2d (cg_conv_gemm_emit, at the end).
+** the packed SGEMM: im2col + SGEMM for conv1d/conv2d (out[n] = W·col or
+** out[n]ᵀ = colᵀ·Wᵀ, whichever fills the SGEMM's tiles better), or the
+** tap form (one SGEMM per sample of the conv's channel axis, in the
+** orientation a cost model prefers, im2col writing the SGEMM's packed A
+** when it can) when the kernel has more taps than the output has
+** positions - the weight gradient; SGEMM + col2im for conv_transpose2d
+** (cg_conv_gemm_emit, at the end).
 */
 #include <math.h>
 #include <stdio.h>
@@ -405,8 +408,14 @@ typedef struct ConvGemm {
   Geo g;
   bool tr;                /* conv_transpose2d: SGEMM, then col2im */
   bool taps;              /* the tap form (conv_taps_geo): g is swapped */
+  bool tout;              /* conv: out[n]ᵀ = colᵀ · Wᵀ (conv_tout) */
+  bool tcol;              /* taps: Tᵀ (A·U·V × B) += col · w[:, n]ᵀ */
+  bool apk;               /* taps, tcol: im2col writes the SGEMM's packed A */
   int64_t OH, OW, P, CKK, lda, ldx, nch, colf, workf;
-  int64_t tf;             /* taps: floats of one chunk's partial sum */
+  int64_t cs;             /* float distance of col's rows (P, or KC when apk) */
+  int64_t tf;             /* taps: floats of one chunk's partial sum;
+                             tout: of one chunk's out[n]ᵀ (P × O) */
+  int64_t wtf;            /* tout: floats of Wᵀ (CKK × O), shared, first */
 } ConvGemm;
 
 /* The weight as an O × CKK row-major matrix: its leading stride, or -1. */
@@ -420,6 +429,30 @@ static int64_t weight_lda(const CgVal *w, const IrType *t) {
 }
 
 static int64_t round16(int64_t v) { return (v + 15) & ~(int64_t)15; }
+
+/* The share of an M × N product that the SGEMM's MR × NR tiles do not
+** waste on padding. */
+static double tile_use(int64_t M, int64_t N, int mr, int nr) {
+  return (double)(M * N) / (double)(((M + mr - 1) / mr * mr) * ((N + nr - 1) / nr * nr));
+}
+
+/* Whether conv1d/conv2d computes out[n]ᵀ (P × O) = colᵀ · Wᵀ instead of
+** out[n] = W · col: when the output positions P fill the SGEMM's MR-row
+** tiles and the channels O its NR-column tiles better than the other way
+** round (fashion_cnn: O = 64 and P = 196 = 14·14 for 14×32 tiles, 80% of
+** the tiles' work used against 100%), by enough to pay for the transpose
+** of the product: the vector multiply-adds saved per element of out[n],
+** K/W·(1/use(O, P) - 1/use(P, O)), exceed 2 (measured: fashion_cnn's
+** second conv, K = 800, gains 15%; its first, K = 25, loses 30%).  The
+** SGEMM then reads col as a transposed A (its packing copies MR adjacent
+** floats per k) and Wᵀ from a copy made once per call; out[n] = bias +
+** the transpose of the product. */
+static bool conv_tout(Cg *cg, const ConvGemm *cv) {
+  int mr, nr, kc;
+  cg_sgemm_tile(cg, &mr, &nr, &kc);
+  double ua = tile_use(cv->g.O, cv->P, mr, nr), ub = tile_use(cv->P, cv->g.O, mr, nr);
+  return (double)cv->CKK / cg->vec_floats * (1 / ua - 1 / ub) > 2;
+}
 
 /* The tap form of conv1d/conv2d, for a kernel with more taps than the
 ** output has positions (I·J > U·V) - the weight gradient, which autodiff
@@ -436,6 +469,18 @@ static int64_t round16(int64_t v) { return (v + 15) & ~(int64_t)15; }
 ** Samples n are split into up to CONV_CHUNKS chunks, each summing into
 ** its own T; y is then bias + the chunks' T in chunk order (the chunks
 ** depend on Nn only, so the sums do not change with the thread count). */
+/* The cycles, roughly, of one sample's SGEMM M × N × K in the tap form
+** with op(B) stored N × K: vector multiply-adds over the tiles, the
+** transposing copy of op(B) into its panels (a float a cycle) and the copy
+** of A unless im2col writes it packed (a vector a cycle).  The tap form
+** takes the orientation that costs less: fashion_cnn's second conv, T
+** 64 × 800 by 196 taps, packs 12544 floats of dy transposed instead of
+** the 156800 of col (measured 20 -> 14 ms for the batch of 64). */
+static double taps_cost(int64_t M, int64_t N, int64_t K, bool pack_a, int mr, int nr, int w) {
+  double fma = (double)(M * N * K) / w / tile_use(M, N, mr, nr);
+  return fma + (double)(N * K) + (pack_a ? (double)(M * K) / w : 0);
+}
+
 static bool conv_taps_geo(Cg *cg, const IrNode *n, ConvGemm *cv) {
   const Geo f = cv->g;
   const IrType *yt = &n->res[0]->type;
@@ -462,9 +507,21 @@ static bool conv_taps_geo(Cg *cg, const IrNode *n, ConvGemm *cv) {
   cv->P = I * J;
   cv->CKK = A * U * V;
   cv->nch = Nn < CONV_CHUNKS ? Nn : CONV_CHUNKS;
-  cv->colf = round16(cv->CKK * cv->P);
   cv->tf = round16(B * cv->CKK);
-  cg_sgemm_fn(cg, false, true, B, cv->CKK, cv->P, &cv->workf);
+  int mr, nr, kc;
+  cg_sgemm_tile(cg, &mr, &nr, &kc);
+  cv->apk = cv->P <= kc;
+  cv->tcol = taps_cost(cv->CKK, B, cv->P, !cv->apk, mr, nr, cg->vec_floats) <
+             taps_cost(B, cv->CKK, cv->P, true, mr, nr, cg->vec_floats);
+  cv->apk &= cv->tcol;
+  cv->cs = cv->apk ? kc : cv->P;
+  cv->colf = round16((cv->apk ? (cv->CKK + mr - 1) / mr * mr : cv->CKK) * cv->cs);
+  if (cv->apk)
+    cg_sgemm_apacked_fn(cg, false, true, cv->CKK, B, cv->P, &cv->workf);
+  else if (cv->tcol)
+    cg_sgemm_fn(cg, false, true, cv->CKK, B, cv->P, &cv->workf);
+  else
+    cg_sgemm_fn(cg, false, true, B, cv->CKK, cv->P, &cv->workf);
   cv->workf = round16(cv->workf);
   return true;
 }
@@ -479,8 +536,8 @@ static bool conv_gemm_geo(Cg *cg, const IrNode *n, ConvGemm *cv) {
   CgVal *y = cg_val(cg, n->res[0]);
   if (y->inl || y->kind == CGB_VIEW) return false;
   cv->tr = n->op == IR_OP_CONV_TRANSPOSE2D;
-  cv->taps = false;
-  cv->tf = 0;
+  cv->taps = cv->tout = cv->tcol = cv->apk = false;
+  cv->tf = cv->wtf = 0;
   conv_geo(n, &cv->g);
   if (n->nargs > 2) {
     const CgVal *bv = cg_val(cg, n->args[2]);
@@ -492,7 +549,7 @@ static bool conv_gemm_geo(Cg *cg, const IrNode *n, ConvGemm *cv) {
   cv->g.O = n->args[1]->type.dim[cv->tr ? 1 : 0];
   cv->OH = cv->g.sr == 2 ? yt->dim[2] : 1;
   cv->OW = yt->dim[cv->g.sr + 1];
-  cv->P = cv->OH * cv->OW;
+  cv->P = cv->cs = cv->OH * cv->OW;
   cv->CKK = (cv->tr ? cv->g.O : cv->g.C) * cv->g.KH * cv->g.KW;
   cv->lda = weight_lda(cg_val(cg, n->args[1]), &n->args[1]->type);
   if (cv->lda < 0 || cv->P == 0 || cv->CKK == 0 || cv->g.O == 0 || cv->g.N == 0 ||
@@ -509,6 +566,11 @@ static bool conv_gemm_geo(Cg *cg, const IrNode *n, ConvGemm *cv) {
     if (cv->ldx < HW) return false;
     cv->colf = round16(cv->CKK * HW);
     cg_sgemm_fn(cg, true, false, cv->CKK, HW, cv->g.C, &cv->workf);
+  } else if ((cv->tout = conv_tout(cg, cv))) {
+    cv->colf = round16(cv->CKK * cv->P);
+    cv->tf = round16(cv->P * cv->g.O);
+    cv->wtf = round16(cv->CKK * cv->g.O);
+    cg_sgemm_fn(cg, true, false, cv->P, cv->g.O, cv->CKK, &cv->workf);
   } else {
     cv->colf = round16(cv->CKK * cv->P);
     cg_sgemm_fn(cg, false, false, cv->g.O, cv->P, cv->CKK, &cv->workf);
@@ -525,7 +587,7 @@ bool cg_conv_gemm_ok(Cg *cg, const IrNode *n) {
 int64_t cg_conv_gemm_work(Cg *cg, const IrNode *n) {
   ConvGemm cv;
   NNC_ASSERT(conv_gemm_geo(cg, n, &cv));
-  return cv.nch * (cv.tf + cv.colf + cv.workf);
+  return cv.wtf + cv.nch * (cv.tf + cv.colf + cv.workf);
 }
 
 static LLVMValueRef fgep(Cg *cg, LLVMValueRef p, LLVMValueRef i) {
@@ -623,7 +685,7 @@ static void emit_im2col(Cg *cg, const ConvGemm *cv, const int64_t *xs, LLVMValue
   LLVMValueRef kh = cg_loop_begin(cg, &lh, I(0), I(g->KH));
   LLVMValueRef kw = cg_loop_begin(cg, &lw, I(0), I(g->KW));
   LLVMValueRef r = ADD(MUL(ADD(MUL(c, I(g->KH)), kh), I(g->KW)), kw);
-  LLVMValueRef crow = fgep(cg, col, MUL(r, I(cv->P)));
+  LLVMValueRef crow = fgep(cg, col, MUL(r, I(cv->cs)));
   /* ow in [owl, owh): 0 <= ow*sw - pw + kw*dw < W */
   LLVMValueRef t = SUB(I(g->pw), MUL(kw, I(g->dw)));
   LLVMValueRef owl = smin(cg, I(cv->OW), smax(cg, I(0), ceil_div(cg, t, g->sw)));
@@ -772,22 +834,39 @@ static LLVMValueRef conv_gemm_body(Cg *cg, const IrNode *n, const ConvGemm *cv,
   LLVMBuilderRef b = cg->b;
   LLVMValueRef p[5];
   LLVMValueRef f = body_fn(cg, name, p);
-  LLVMValueRef gf = cv->tr ? cg_sgemm_fn(cg, true, false, cv->CKK, g->H * g->W, g->C, NULL)
-                           : cg_sgemm_fn(cg, false, false, g->O, cv->P, cv->CKK, NULL);
+  LLVMValueRef gf = cv->tr     ? cg_sgemm_fn(cg, true, false, cv->CKK, g->H * g->W, g->C, NULL)
+                   : cv->tout ? cg_sgemm_fn(cg, true, false, cv->P, g->O, cv->CKK, NULL)
+                              : cg_sgemm_fn(cg, false, false, g->O, cv->P, cv->CKK, NULL);
   LLVMTypeRef gp[12] = {cg->i64, cg->i64, cg->i64, cg->ptr, cg->i64, cg->ptr,
                         cg->i64, cg->ptr, cg->i64, cg->f32, cg->ptr, cg->ptr};
   LLVMTypeRef gty = LLVMFunctionType(cg->vd, gp, 12, false);
   const CgVal *xv = cg_val(cg, n->args[0]), *bv = n->nargs > 2 ? cg_val(cg, n->args[2]) : NULL;
   CgLoop lk, ls, lo, lp;
   LLVMValueRef k = cg_loop_begin(cg, &lk, LLVMGetParam(f, 0), LLVMGetParam(f, 1));
-  LLVMValueRef col = fgep(cg, p[4], MUL(k, I(cv->colf + cv->workf)));
+  LLVMValueRef ct = fgep(cg, p[4], ADD(I(cv->wtf), MUL(k, I(cv->tf + cv->colf + cv->workf))));
+  LLVMValueRef col = fgep(cg, ct, I(cv->tf));
   LLVMValueRef work = fgep(cg, col, I(cv->colf));
   LLVMValueRef s0 = LLVMBuildSDiv(b, MUL(k, I(g->N)), I(cv->nch), "");
   LLVMValueRef s1 = LLVMBuildSDiv(b, MUL(ADD(k, I(1)), I(g->N)), I(cv->nch), "");
   LLVMValueRef nn = cg_loop_begin(cg, &ls, s0, s1);
   if (!cv->tr) emit_im2col(cg, cv, xv->st, p[1], nn, col);
   LLVMValueRef yn = fgep(cg, p[0], MUL(nn, I(g->O * cv->P)));
-  if (bv || cv->tr) {
+  if (cv->tout) {
+    /* out[n]ᵀ (P × O) = colᵀ · Wᵀ, then out[n][o][q] = bias[o] + it[q][o] */
+    LLVMValueRef args[12] = {I(cv->P), I(g->O), I(cv->CKK), col, I(cv->P), p[4], I(g->O),
+                             ct, I(g->O), LLVMConstReal(cg->f32, 0),
+                             LLVMConstNull(cg->ptr), work};
+    LLVMBuildCall2(b, gty, gf, args, 12, "");
+    LLVMValueRef o = cg_loop_begin(cg, &lo, I(0), I(g->O));
+    LLVMValueRef bias = bv ? LLVMBuildLoad2(b, cg->f32, fgep(cg, p[3], MUL(o, I(bv->st[0]))), "")
+                           : LLVMConstReal(cg->f32, 0);
+    LLVMValueRef yo = fgep(cg, yn, MUL(o, I(cv->P))), co = fgep(cg, ct, o);
+    LLVMValueRef q = cg_loop_begin(cg, &lp, I(0), I(cv->P));
+    LLVMValueRef v = LLVMBuildLoad2(b, cg->f32, fgep(cg, co, MUL(q, I(g->O))), "");
+    LLVMBuildStore(b, LLVMBuildFAdd(b, v, bias, ""), fgep(cg, yo, q));
+    cg_loop_end(cg, &lp);
+    cg_loop_end(cg, &lo);
+  } else if (bv || cv->tr) {
     LLVMValueRef o = cg_loop_begin(cg, &lo, I(0), I(g->O));
     LLVMValueRef bias = bv ? LLVMBuildLoad2(b, cg->f32, fgep(cg, p[3], MUL(o, I(bv->st[0]))), "")
                            : LLVMConstReal(cg->f32, 0);
@@ -805,7 +884,7 @@ static LLVMValueRef conv_gemm_body(Cg *cg, const IrNode *n, const ConvGemm *cv,
                              LLVMConstReal(cg->f32, 0), LLVMConstNull(cg->ptr), work};
     LLVMBuildCall2(b, gty, gf, args, 12, "");
     emit_col2im(cg, cv, yn, col);
-  } else {
+  } else if (!cv->tout) {
     LLVMValueRef args[12] = {I(g->O), I(cv->P), I(cv->CKK), p[2], I(cv->lda),
                              col, I(cv->P), yn, I(cv->P),
                              LLVMConstReal(cg->f32, bv ? 1 : 0), LLVMConstNull(cg->ptr), work};
@@ -818,15 +897,19 @@ static LLVMValueRef conv_gemm_body(Cg *cg, const IrNode *n, const ConvGemm *cv,
 }
 
 /* The tap form's body over chunks [begin, end): chunk k sums its samples
-** into T_k (cv->tf floats at the start of its scratch, then col, then
-** the SGEMM's work); the first sample of a chunk writes T_k (beta 0). */
+** into T_k, or Tᵀ_k when cv->tcol (cv->tf floats at the start of its
+** scratch, then col - rows cv->cs apart, as the SGEMM's packed A when
+** cv->apk - then the SGEMM's work); the first sample of a chunk writes
+** T_k (beta 0). */
 static LLVMValueRef conv_taps_body(Cg *cg, const IrNode *n, const ConvGemm *cv,
                                    const char *name) {
   const Geo *g = &cv->g;
   LLVMBuilderRef b = cg->b;
   LLVMValueRef p[5];
   LLVMValueRef f = body_fn(cg, name, p);
-  LLVMValueRef gf = cg_sgemm_fn(cg, false, true, g->O, cv->CKK, cv->P, NULL);
+  LLVMValueRef gf = cv->apk    ? cg_sgemm_apacked_fn(cg, false, true, cv->CKK, g->O, cv->P, NULL)
+                   : cv->tcol ? cg_sgemm_fn(cg, false, true, cv->CKK, g->O, cv->P, NULL)
+                              : cg_sgemm_fn(cg, false, true, g->O, cv->CKK, cv->P, NULL);
   LLVMTypeRef gp[12] = {cg->i64, cg->i64, cg->i64, cg->ptr, cg->i64, cg->ptr,
                         cg->i64, cg->ptr, cg->i64, cg->f32, cg->ptr, cg->ptr};
   LLVMTypeRef gty = LLVMFunctionType(cg->vd, gp, 12, false);
@@ -841,13 +924,18 @@ static LLVMValueRef conv_taps_body(Cg *cg, const IrNode *n, const ConvGemm *cv,
   LLVMValueRef work = fgep(cg, col, I(cv->colf));
   LLVMValueRef s0 = LLVMBuildSDiv(b, MUL(k, I(g->N)), I(cv->nch), "");
   LLVMValueRef s1 = LLVMBuildSDiv(b, MUL(ADD(k, I(1)), I(g->N)), I(cv->nch), "");
+  if (cv->apk) /* the rows of packed A past CKK */
+    zero_range(cg, col, I(cv->CKK * cv->cs), I(cv->colf));
   LLVMValueRef nn = cg_loop_begin(cg, &ls, s0, s1);
   emit_im2col(cg, cv, xs, p[1], nn, col);
   LLVMValueRef beta = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntEQ, nn, s0, ""),
                                       LLVMConstReal(cg->f32, 0), LLVMConstReal(cg->f32, 1), "");
-  LLVMValueRef args[12] = {I(g->O), I(cv->CKK), I(cv->P), fgep(cg, p[2], MUL(nn, I(wn))),
-                           I(cv->lda), col, I(cv->P), t, I(cv->CKK), beta,
-                           LLVMConstNull(cg->ptr), work};
+  LLVMValueRef wp = fgep(cg, p[2], MUL(nn, I(wn)));
+  LLVMValueRef a0[12] = {I(cv->CKK), I(g->O), I(cv->P), col, I(cv->cs), wp, I(cv->lda),
+                         t, I(g->O), beta, LLVMConstNull(cg->ptr), work};
+  LLVMValueRef a1[12] = {I(g->O), I(cv->CKK), I(cv->P), wp, I(cv->lda), col, I(cv->P),
+                         t, I(cv->CKK), beta, LLVMConstNull(cg->ptr), work};
+  LLVMValueRef *args = cv->tcol ? a0 : a1;
   LLVMBuildCall2(b, gty, gf, args, 12, "");
   cg_loop_end(cg, &ls);
   cg_loop_end(cg, &lk);
@@ -867,11 +955,14 @@ static void conv_taps_sum(Cg *cg, const IrNode *n, const ConvGemm *cv, LLVMValue
   if (n->nargs > 2) bo = LLVMBuildLoad2(b, cg->f32, fgep(cg, bias, MUL(o, I(cg_val(cg, n->args[2])->st[0]))), "");
   LLVMValueRef a = cg_loop_begin(cg, &la, I(0), I(g->C));
   LLVMValueRef yr = fgep(cg, y, MUL(ADD(MUL(a, I(g->O)), o), I(UV)));
-  LLVMValueRef tr = fgep(cg, work, ADD(MUL(o, I(cv->CKK)), MUL(a, I(UV))));
+  /* T_k[b][a·UV + q], or Tᵀ_k[a·UV + q][b] (tcol) */
+  int64_t qs = cv->tcol ? g->O : 1;
+  LLVMValueRef tr = cv->tcol ? fgep(cg, work, ADD(MUL(MUL(a, I(UV)), I(g->O)), o))
+                             : fgep(cg, work, ADD(MUL(o, I(cv->CKK)), MUL(a, I(UV))));
   LLVMValueRef q = cg_loop_begin(cg, &lq, I(0), I(UV));
   LLVMValueRef s = NULL;
   for (int64_t k = 0; k < cv->nch; k++) {
-    LLVMValueRef v = LLVMBuildLoad2(b, cg->f32, fgep(cg, tr, ADD(q, I(k * chunk))), "");
+    LLVMValueRef v = LLVMBuildLoad2(b, cg->f32, fgep(cg, tr, ADD(MUL(q, I(qs)), I(k * chunk))), "");
     s = s ? LLVMBuildFAdd(b, s, v, "") : v;
   }
   LLVMBuildStore(b, LLVMBuildFAdd(b, s, bo, ""), fgep(cg, yr, q));
@@ -884,7 +975,8 @@ void cg_conv_gemm_emit(Cg *cg, const IrNode *n, CgVal *out, CgVal *work) {
   ConvGemm cv;
   NNC_ASSERT(conv_gemm_geo(cg, n, &cv));
   char bname[96], kname[96];
-  const char *form = cv.taps ? "taps" : "gemm";
+  const char *form = cv.apk ? "taps_tp" : cv.tcol ? "taps_t" : cv.taps ? "taps"
+                   : cv.tout ? "gemm_t" : "gemm";
   snprintf(bname, sizeof bname, "k%d_%s_%s_body", n->id, ir_op_info[n->op].name, form);
   snprintf(kname, sizeof kname, "k%d_%s_%s", n->id, ir_op_info[n->op].name, form);
   if (LLVMGetNamedFunction(cg->mod, kname)) {
@@ -909,6 +1001,17 @@ void cg_conv_gemm_emit(Cg *cg, const IrNode *n, CgVal *out, CgVal *work) {
     LLVMValueRef ii = I(i);
     LLVMBuildStore(b, LLVMGetParam(kf, (unsigned)i),
                    LLVMBuildInBoundsGEP2(b, cg->ptr, ctx, &ii, 1, ""));
+  }
+  if (cv.tout) { /* Wᵀ (CKK × O) at the start of the scratch */
+    CgLoop lo, lk;
+    LLVMValueRef w = LLVMGetParam(kf, 2), wt = LLVMGetParam(kf, 4);
+    LLVMValueRef o = cg_loop_begin(cg, &lo, I(0), I(cv.g.O));
+    LLVMValueRef wo = fgep(cg, w, MUL(o, I(cv.lda))), wto = fgep(cg, wt, o);
+    LLVMValueRef q = cg_loop_begin(cg, &lk, I(0), I(cv.CKK));
+    LLVMBuildStore(b, LLVMBuildLoad2(b, cg->f32, fgep(cg, wo, q), ""),
+                   fgep(cg, wto, MUL(q, I(cv.g.O))));
+    cg_loop_end(cg, &lk);
+    cg_loop_end(cg, &lo);
   }
   if (cv.nch > 1) {
     LLVMValueRef pf = LLVMGetNamedFunction(cg->mod, "nnrt_parallel_for");

@@ -102,7 +102,8 @@ int64_t cg_gemm_work_floats(const GemmSpec *s, int64_t M, int64_t N, int64_t K,
   /* packed A: KC floats per row and block; small M: all of A's blocks */
   int64_t kce = M <= bk.mc ? round_up(K, bk.kc) : bk.kc;
   int64_t ncmax = N < bk.nc ? N : bk.nc;
-  return round_up(round_up(M, bk.mr) * kce, 16) + K * round_up(ncmax, bk.nr);
+  int64_t afl = s->a_packed ? 0 : round_up(round_up(M, bk.mr) * kce, 16);
+  return afl + K * round_up(ncmax, bk.nr);
 }
 
 /* ---------------------------------------------------------------- helpers */
@@ -405,14 +406,6 @@ static void gen_edge(Gen *g)
 
 /* ---------------------------------------------------------------- packing */
 
-/* Element (i, k) of op(A) for A already offset to the block's corner. */
-static LLVMValueRef a_elem(Gen *g, LLVMValueRef a, LLVMValueRef lda, LLVMValueRef i,
-                           LLVMValueRef k)
-{
-  LLVMValueRef idx = g->s->trans_a ? add(g, mul(g, k, lda), i) : add(g, mul(g, i, lda), k);
-  return ll_load(g->b, g->f32, at(g, a, idx), 4, "v_a");
-}
-
 /* Element (k, j) of op(B) for B already offset to the block's corner. */
 static LLVMValueRef b_elem(Gen *g, LLVMValueRef b, LLVMValueRef ldb, LLVMValueRef k,
                            LLVMValueRef j)
@@ -421,20 +414,98 @@ static LLVMValueRef b_elem(Gen *g, LLVMValueRef b, LLVMValueRef ldb, LLVMValueRe
   return ll_load(g->b, g->f32, at(g, b, idx), 4, "v_b");
 }
 
-/* dst[k*n + r] = src[r*ld + k] for r < n, k < kc: a transposing copy that
-** reads each source row in order.  (Reading the n rows at one k together
-** thrashes L1 when ld is a large power of two: the rows share one set.) */
+/* Transposes the W×W block of floats in v[0..W-1] (v[r][c] -> v[c][r]):
+** log2(W) steps, each swapping the off-diagonal b×b blocks of every 2b×2b
+** block with two-source shuffles (vpermt2ps). */
+static void transpose_block(Gen *g, LLVMValueRef *v)
+{
+  int w = g->w;
+  LLVMValueRef m1[64], m2[64];
+  for (int b = w / 2; b >= 1; b /= 2) {
+    for (int j = 0; j < w; j++) {
+      m1[j] = ll_const_i32(g->c, (j & b) ? w + j - b : j);
+      m2[j] = ll_const_i32(g->c, (j & b) ? w + j : j + b);
+    }
+    LLVMValueRef c1 = LLVMConstVector(m1, (unsigned)w), c2 = LLVMConstVector(m2, (unsigned)w);
+    for (int i = 0; i < w; i++) {
+      if (i & b)
+        continue;
+      LLVMValueRef x = LLVMBuildShuffleVector(g->b, v[i], v[i + b], c1, "");
+      v[i + b] = LLVMBuildShuffleVector(g->b, v[i], v[i + b], c2, "");
+      v[i] = x;
+    }
+  }
+}
+
+/* dst[k*n + r] = src[r*ld + k] for r < n, k < kc: a transposing copy.
+** Blocks of W rows by W ks are loaded as W vectors (one cache line of
+** each row: reading the n rows one k at a time thrashes L1 when ld is a
+** large power of two, the rows sharing one set), transposed in registers
+** and stored as W vectors; the last kc % W ks are copied one by one. */
 static void pack_rows(Gen *g, LLVMValueRef src, LLVMValueRef ld, int n, LLVMValueRef kc,
                       LLVMValueRef dst)
 {
-  LlLoop lr, lk;
+  int w = g->w;
+  assert(n % w == 0 && w <= 64);
+  LLVMValueRef kw = LLVMBuildAnd(g->b, kc, i64c(g, -w), "kw");
+  LlLoop lb, lr, lk;
+  ll_loop_begin(g->b, &lb, i64c(g, 0), kw, i64c(g, w), "k0");
+  for (int r0 = 0; r0 < n; r0 += w) {
+    LLVMValueRef v[64];
+    for (int r = 0; r < w; r++)
+      v[r] = ll_load(g->b, g->vt, at(g, src, add(g, mul(g, i64c(g, r0 + r), ld), lb.iv)), 4,
+                     "v_row");
+    transpose_block(g, v);
+    for (int k = 0; k < w; k++)
+      ll_store(g->b, v[k], at(g, dst, add(g, mul(g, add(g, lb.iv, i64c(g, k)), i64c(g, n)),
+                                          i64c(g, r0))), 4);
+  }
+  ll_loop_end(g->b, &lb);
   ll_loop_begin(g->b, &lr, i64c(g, 0), i64c(g, n), i64c(g, 1), "r");
   LLVMValueRef row = at(g, src, mul(g, lr.iv, ld));
-  ll_loop_begin(g->b, &lk, i64c(g, 0), kc, i64c(g, 1), "k");
-  LLVMValueRef v = ll_load(g->b, g->f32, at(g, row, lk.iv), 4, "v_a");
-  ll_store(g->b, v, at(g, dst, add(g, mul(g, lk.iv, i64c(g, n)), lr.iv)), 4);
+  ll_loop_begin(g->b, &lk, kw, kc, i64c(g, 1), "k");
+  LLVMValueRef x = ll_load(g->b, g->f32, at(g, row, lk.iv), 4, "v_a");
+  ll_store(g->b, x, at(g, dst, add(g, mul(g, lk.iv, i64c(g, n)), lr.iv)), 4);
   ll_loop_end(g->b, &lk);
   ll_loop_end(g->b, &lr);
+}
+
+/* The lanes l < n of a W-float vector as an i1 mask (n in [0, W]). */
+static LLVMValueRef lane_mask(Gen *g, LLVMValueRef n)
+{
+  LLVMTypeRef vi = LLVMVectorType(g->i64, (unsigned)g->w);
+  LLVMValueRef io[64];
+  for (int l = 0; l < g->w; l++)
+    io[l] = i64c(g, l);
+  LLVMValueRef v = LLVMBuildInsertElement(g->b, LLVMGetUndef(vi), n, ll_const_i32(g->c, 0), "");
+  v = LLVMBuildShuffleVector(g->b, v, LLVMGetUndef(vi),
+                             LLVMConstNull(LLVMVectorType(ll_i32(g->c), (unsigned)g->w)), "");
+  return LLVMBuildICmp(g->b, LLVMIntSLT, LLVMConstVector(io, (unsigned)g->w), v, "");
+}
+
+static LLVMValueRef masked_intr(Gen *g, const char *name, LLVMTypeRef *fty)
+{
+  LLVMTypeRef ov[2] = {g->vt, g->ptr};
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  *fty = LLVMIntrinsicGetType(g->c, id, ov, 2);
+  return LLVMGetIntrinsicDeclaration(g->mod, id, ov, 2);
+}
+
+/* W floats at p where mask is on, 0 elsewhere (lanes off are not read). */
+static LLVMValueRef masked_load(Gen *g, LLVMValueRef p, LLVMValueRef mask)
+{
+  LLVMTypeRef fty;
+  LLVMValueRef f = masked_intr(g, "llvm.masked.load", &fty);
+  LLVMValueRef a[4] = {p, ll_const_i32(g->c, 4), mask, LLVMConstNull(g->vt)};
+  return LLVMBuildCall2(g->b, fty, f, a, 4, "");
+}
+
+static void masked_store(Gen *g, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask)
+{
+  LLVMTypeRef fty;
+  LLVMValueRef f = masked_intr(g, "llvm.masked.store", &fty);
+  LLVMValueRef a[4] = {v, p, ll_const_i32(g->c, 4), mask};
+  LLVMBuildCall2(g->b, fty, f, a, 4, "");
 }
 
 /* Packs panel p (rows p*MR .. of the mc×kc block) into dst (see a_rs);
@@ -463,20 +534,23 @@ static void packa_panel(Gen *g, LLVMValueRef a, LLVMValueRef lda, LLVMValueRef m
     ll_loop_end(g->b, &lr);
     return;
   }
+  /* the MR floats of each k: masked vector loads (lanes past mc read as
+  ** 0) and stores of at most W lanes */
+  LLVMValueRef lim = full ? i64c(g, mr) : sub(g, mc, row0);
+  LLVMValueRef mask[8];
+  assert((mr + g->w - 1) / g->w <= 8);
+  for (int l = 0, v = 0; l < mr; l += g->w, v++) {
+    int n = mr - l < g->w ? mr - l : g->w;
+    mask[v] = lane_mask(g, sub(g, ll_smin(g->b, lim, i64c(g, l + n), ""), i64c(g, l)));
+  }
   LlLoop lk;
   ll_loop_begin(g->b, &lk, i64c(g, 0), kc, i64c(g, 1), "k");
   LLVMValueRef dk = at(g, d, mul(g, lk.iv, i64c(g, mr)));
-  for (int r = 0; r < mr; r++) {
-    LLVMValueRef i = add(g, row0, i64c(g, r)), v;
-    if (full) {
-      v = a_elem(g, a, lda, i, lk.iv);
-    } else {
-      LLVMValueRef in = LLVMBuildICmp(g->b, LLVMIntSLT, i, mc, "");
-      LLVMValueRef ic = ll_smin(g->b, i, sub(g, mc, i64c(g, 1)), "");
-      v = LLVMBuildSelect(g->b, in, a_elem(g, a, lda, ic, lk.iv),
-                          ll_const_f32(g->c, 0), "");
-    }
-    ll_store(g->b, v, at(g, dk, i64c(g, r)), 4);
+  LLVMValueRef sk = at(g, a, add(g, mul(g, lk.iv, lda), row0));
+  for (int l = 0, v = 0; l < mr; l += g->w, v++) {
+    int n = mr - l < g->w ? mr - l : g->w;
+    LLVMValueRef x = masked_load(g, at(g, sk, i64c(g, l)), mask[v]);
+    masked_store(g, x, at(g, dk, i64c(g, l)), lane_mask(g, i64c(g, n)));
   }
   ll_loop_end(g->b, &lk);
 }
@@ -716,6 +790,8 @@ static void kc_step(Gen *g, LLVMValueRef pc, LLVMValueRef K, LLVMValueRef beta,
 /* One chunk c of CHUNK MR panels of M: for each KC step pc (once with
 ** kc = 0 when K = 0, so that C = beta·C) pack A into Apack at the chunk's
 ** own offset, then the macro-kernel against the packed B block of pc. */
+static LLVMValueRef mrr_of(Gen *g, LLVMValueRef M);
+
 static void body_chunk(Gen *g, LLVMValueRef cx, LLVMValueRef c)
 {
   LLVMValueRef a = ctx_get(g, cx, CX_A, "a"), lda = ctx_get(g, cx, CX_LDA, "lda");
@@ -737,10 +813,14 @@ static void body_chunk(Gen *g, LLVMValueRef cx, LLVMValueRef c)
   LLVMValueRef pc = lk.iv, kc, beta_k, last;
   kc_step(g, pc, K, beta, &kc, &beta_k, &last);
   LLVMValueRef bpk = at(g, bpack, mul(g, pc, ncr));
-  LLVMValueRef corner = g->s->trans_a ? add(g, mul(g, pc, lda), i0)
-                                      : add(g, mul(g, i0, lda), pc);
-  LLVMValueRef pa[5] = {mc, kc, at(g, a, corner), lda, ablk};
-  LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->packa), g->packa, pa, 5, "");
+  if (g->s->a_packed) { /* the caller's packed A: block pc at A + pc*mrr */
+    ablk = at(g, a, add(g, mul(g, pc, mrr_of(g, M)), mul(g, i0, KC)));
+  } else {
+    LLVMValueRef corner = g->s->trans_a ? add(g, mul(g, pc, lda), i0)
+                                        : add(g, mul(g, i0, lda), pc);
+    LLVMValueRef pa[5] = {mc, kc, at(g, a, corner), lda, ablk};
+    LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->packa), g->packa, pa, 5, "");
+  }
   macro_kernel(g, cx, ablk, i0, mc, kc, bpk, beta_k, last);
   ll_loop_end(g->b, &lk);
 }
@@ -919,10 +999,15 @@ static void small_entry(Gen *g, LLVMValueRef cx, LLVMValueRef M, LLVMValueRef N,
 {
   LLVMValueRef afl = mul(g, mrr_of(g, M), mul(g, ceil_div(g, K, g->bk.kc), i64c(g, g->bk.kc)));
   afl = LLVMBuildAnd(g->b, add(g, afl, i64c(g, 15)), i64c(g, -16), "");
-  ctx_set(g, cx, CX_APACK, work);
-  ctx_set(g, cx, CX_BPACK, at(g, work, afl));
-  ctx_set(g, cx, CX_NEXT, i64c(g, 0));
-  call_par_for(g, ceil_div(g, M, g->bk.mr), g->packa_body, cx);
+  if (g->s->a_packed) {
+    ctx_set(g, cx, CX_APACK, ctx_get(g, cx, CX_A, "a"));
+    ctx_set(g, cx, CX_BPACK, work);
+  } else {
+    ctx_set(g, cx, CX_APACK, work);
+    ctx_set(g, cx, CX_BPACK, at(g, work, afl));
+    ctx_set(g, cx, CX_NEXT, i64c(g, 0));
+    call_par_for(g, ceil_div(g, M, g->bk.mr), g->packa_body, cx);
+  }
   LlLoop lj;
   ll_loop_begin(g->b, &lj, i64c(g, 0), N, i64c(g, g->bk.nc), "jc");
   LLVMValueRef npan_n = slab_begin(g, cx, lj.iv, N);
@@ -974,7 +1059,7 @@ static LLVMValueRef gen_entry(Gen *g)
   LLVMValueRef afl = mul(g, mul(g, npan_m, i64c(g, g->bk.mr)), i64c(g, g->bk.kc));
   afl = LLVMBuildAnd(g->b, add(g, afl, i64c(g, 15)), i64c(g, -16), "");
   ctx_set(g, cx, CX_APACK, v[11]);
-  ctx_set(g, cx, CX_BPACK, at(g, v[11], afl));
+  ctx_set(g, cx, CX_BPACK, g->s->a_packed ? v[11] : at(g, v[11], afl));
   /* chunks of M for the bodies: at most MC rows, at least 8 chunks when
   ** there are 8 panels, so that threads can balance the load */
   LLVMValueRef chunk = ll_smin(g->b, ceil_div(g, npan_m, 8), i64c(g, g->bk.mc / g->bk.mr), "");

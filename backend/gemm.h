@@ -37,6 +37,11 @@ typedef struct GemmSpec {
   bool trans_b;       /* B is stored N×K */
   bool bias;          /* epilogue: + bias[j] */
   bool relu;          /* epilogue: max(x, 0), after the bias */
+  bool a_packed;      /* A is op(A) already packed (the caller's im2col writes
+                         it so): element (i, k) at A[(k/KC)·KC·mrr + (i/MR)·MR·KC
+                         + (trans_a ? (k%KC)·MR + i%MR : (i%MR)·KC + k%KC)],
+                         mrr = M rounded up to MR; rows M .. mrr-1 are read,
+                         their results dropped; lda is not used */
   int vec_floats;     /* from CgTarget: 16, 8 or 4 */
   int vec_regs;       /* from CgTarget: 32 or 16 */
   /* Blocking; 0 picks the default (see cg_gemm_blocking). */
@@ -74,7 +79,7 @@ void cg_gemm_blocking(const GemmSpec *spec, GemmBlocking *out);
 
 /* Floats of scratch the generated function needs for these sizes:
 ** roundup(M, MR)·KC (roundup(M, MR)·roundup(K, KC) when M <= MC: all of
-** A is packed at once) (rounded to 16) for packed A, then
+** A is packed at once; none when a_packed) (rounded to 16) for packed A, then
 ** K·roundup(min(N, NC), NR) for packed B.  It does not depend on the
 ** thread count (threads is accepted for later use). */
 int64_t cg_gemm_work_floats(const GemmSpec *spec, int64_t M, int64_t N, int64_t K,

@@ -77,6 +77,36 @@ static const char rows_nnir[] =
     "  return %0, %1, %2, %3, %5\n"
     "}\n";
 
+/* The orientations of the SGEMM: conv2d computing out[n]ᵀ = colᵀ · Wᵀ
+** (conv_tout: 32 channels of 7×7 positions, and 17 channels of 6×6 with
+** a stride, no bias), against the plain form (20 channels of 7×4: the
+** tiles fit both ways equally); the tap form with Tᵀ = col · dyᵀ (taps_cost:
+** 16 channels of dy against 8·5·5 rows of col) over a kernel of more than
+** KC taps (20×20: im2col not written as packed A) and of fewer (9×9: col
+** written as the SGEMM's packed A). */
+static const char forms_nnir[] =
+    "module @t\n"
+    "func @fwd(%x: f32[2,8,7,7], %w: f32[32,8,5,5], %b: f32[32], %x2: f32[3,6,11,11], "
+    "%w2: f32[17,6,3,3], %x3: f32[3,5,9,6], %w3: f32[20,5,3,3]) -> "
+    "(a: f32[2,32,7,7], b: f32[3,17,6,6], c: f32[3,20,7,4]) {\n"
+    "  %0 = conv2d %x, %w, %b {padding = [2, 2]} : f32[2,32,7,7]\n"
+    "  %1 = conv2d %x2, %w2 {stride = [2, 2], padding = [1, 1]} : f32[3,17,6,6]\n"
+    "  %2 = conv2d %x3, %w3 : f32[3,20,7,4]\n"
+    "  return %0, %1, %2\n"
+    "}\n"
+    "func @dw(%x: f32[1,8,24,24], %dy: f32[1,16,20,20], %x2: f32[3,8,9,9], "
+    "%dy2: f32[3,16,9,9]) -> (w: f32[16,8,5,5], w2: f32[16,8,5,5]) {\n"
+    "  %0 = transpose %x {perm = [1, 0, 2, 3]} : f32[8,1,24,24]\n"
+    "  %1 = transpose %dy {perm = [1, 0, 2, 3]} : f32[16,1,20,20]\n"
+    "  %2 = conv2d %0, %1 : f32[8,16,5,5]\n"
+    "  %3 = transpose %2 {perm = [1, 0, 2, 3]} : f32[16,8,5,5]\n"
+    "  %4 = transpose %x2 {perm = [1, 0, 2, 3]} : f32[8,3,9,9]\n"
+    "  %5 = transpose %dy2 {perm = [1, 0, 2, 3]} : f32[16,3,9,9]\n"
+    "  %6 = conv2d %4, %5 {padding = [2, 2]} : f32[8,16,5,5]\n"
+    "  %7 = transpose %6 {perm = [1, 0, 2, 3]} : f32[16,8,5,5]\n"
+    "  return %3, %7\n"
+    "}\n";
+
 /* Runs f at 1 and 2 threads on the same inputs; false when a result's
 ** bytes differ. */
 static bool same_bits(Lib *L, const IrFunc *f, const Spec *sp) {
@@ -116,8 +146,8 @@ static bool same_bits(Lib *L, const IrFunc *f, const Spec *sp) {
 
 /* Checks every function of text against the interpreter and across
 ** thread counts, and that the kernels want[] exist and none of not[]. */
-static void check_conv(const char *text, const char *const *want, const char *const *not) {
-  Spec sp = RED;
+static void check_conv_spec(const char *text, const char *const *want,
+                            const char *const *not, Spec sp) {
   Lib L;
   bool ok = lib_build(&L, text, &sp, false);
   int bad = 0, nf = 0;
@@ -148,11 +178,15 @@ static void check_conv(const char *text, const char *const *want, const char *co
   check_module(text, &sp);
 }
 
+static void check_conv(const char *text, const char *const *want, const char *const *not) {
+  check_conv_spec(text, want, not, (Spec)RED);
+}
+
 static void test_conv_taps(void **state) {
   (void)state;
   /* the tap form for every conv but k4 of @dense (taps not contiguous) */
-  static const char *const want[] = {"k2_conv2d_taps ", "k6_conv2d_taps ", "k11_conv2d_taps ",
-                                     "k0_conv2d_taps ",
+  static const char *const want[] = {"k2_conv2d_taps ", "k6_conv2d_taps ",
+                                     "k11_conv2d_taps ", "k0_conv2d_taps_tp ",
                                      "k1_conv2d_taps ", "k2_conv1d_taps ", NULL};
   static const char *const not[] = {"k4_conv2d_taps", NULL};
   check_conv(taps_nnir, want, not);
@@ -167,8 +201,20 @@ static void test_conv_rows(void **state) {
   check_conv(rows_nnir, want, not);
 }
 
+static void test_conv_forms(void **state) {
+  (void)state;
+  static const char *const want[] = {"k0_conv2d_gemm_t ", "k1_conv2d_gemm_t ",
+                                     "k2_conv2d_gemm ", "k2_conv2d_taps_t ",
+                                     "k6_conv2d_taps_tp ", NULL};
+  static const char *const not[] = {NULL};
+  /* sums of 400 to 800 products: f32 rounding of the magnitude of the
+  ** terms, not of the result, so inputs in [-1, 1) and atol 1e-4 */
+  check_conv_spec(forms_nnir, want, not, (Spec){.lo = -1, .hi = 1, .rtol = 1e-4, .atol = 1e-4});
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_conv_forms),
       cmocka_unit_test(test_conv_taps),
       cmocka_unit_test(test_conv_rows),
   };

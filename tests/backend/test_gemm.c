@@ -5,7 +5,8 @@
 ** and dlopen'ed, then compared with a
 ** triple loop in double on random inputs at odd sizes, strides larger
 ** than the widths, beta 0 and 1, transposed operands and the epilogue, at
-** 1 and 2 OpenMP threads.  Tolerance: |c - ref| <= 1e-4 * (sum_k |a_ik
+** 1 and 2 OpenMP threads, and A packed by the caller (NaN in the packed
+** layout's unused slots and padding rows).  Tolerance: |c - ref| <= 1e-4 * (sum_k |a_ik
 ** b_kj| + |beta c_ij|) + 1e-6, i.e. a relative 1e-4 of the magnitude of the
 ** terms summed (f32 accumulation over K <= 300 terms stays near 1e-6).
 ** The assembly test checks vector registers and FMA instructions.
@@ -30,7 +31,7 @@
 #include "llvm_util.h"
 #include "target.h"
 
-enum { K_NN, K_TN, K_NT, K_TT, K_EPI, K_SMALL, K_SMALL_TT, K_COUNT };
+enum { K_NN, K_TN, K_NT, K_TT, K_EPI, K_SMALL, K_SMALL_TT, K_PACKED, K_PACKED_T, K_COUNT };
 
 typedef struct Kernels {
   void *so;
@@ -39,18 +40,20 @@ typedef struct Kernels {
   char dir[64];
 } Kernels;
 
-static const char *const knames[K_COUNT] = {"g_nn", "g_tn", "g_nt", "g_tt",
-                                            "g_epi", "g_small", "g_small_tt"};
+static const char *const knames[K_COUNT] = {"g_nn",    "g_tn",       "g_nt",
+                                            "g_tt",    "g_epi",      "g_small",
+                                            "g_small_tt", "g_packed", "g_packed_t"};
 
 static void make_specs(GemmSpec *s, const CgTarget *t)
 {
   for (int i = 0; i < K_COUNT; i++)
     cg_gemm_spec_init(&s[i], t, knames[i]);
-  s[K_TN].trans_a = s[K_TT].trans_a = s[K_SMALL_TT].trans_a = true;
-  s[K_NT].trans_b = s[K_TT].trans_b = s[K_SMALL_TT].trans_b = true;
+  s[K_TN].trans_a = s[K_TT].trans_a = s[K_SMALL_TT].trans_a = s[K_PACKED_T].trans_a = true;
+  s[K_NT].trans_b = s[K_TT].trans_b = s[K_SMALL_TT].trans_b = s[K_PACKED].trans_b = true;
   s[K_EPI].bias = s[K_EPI].relu = true;
+  s[K_PACKED].a_packed = s[K_PACKED_T].a_packed = true;
   /* tiny blocks so that small sizes run every loop (jc, pc, ic) many times */
-  for (int i = K_SMALL; i <= K_SMALL_TT; i++) {
+  for (int i = K_SMALL; i <= K_PACKED_T; i++) {
     s[i].kc = 8;
     GemmBlocking bk;
     cg_gemm_blocking(&s[i], &bk);
@@ -168,7 +171,23 @@ static void check_case(Kernels *kk, int kind, Case cs)
     c0[i] = c[i] = cs.beta == 0 ? NAN : rnd(&seed);
   for (int64_t j = 0; j < N; j++)
     bias[j] = rnd(&seed);
-  kk->fn[kind](M, N, K, a, lda, b, ldb, c, ldc, cs.beta, bias, work);
+  float *ap = a;
+  if (s->a_packed) { /* the layout of gemm.h; NaN where nothing is */
+    GemmBlocking bk;
+    cg_gemm_blocking(s, &bk);
+    int64_t mrr = (M + bk.mr - 1) / bk.mr * bk.mr, kcr = (K + bk.kc - 1) / bk.kc * bk.kc;
+    ap = malloc(sizeof(float) * (size_t)(mrr * kcr + 1));
+    for (int64_t i = 0; i < mrr * kcr; i++)
+      ap[i] = NAN;
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t p = 0; p < K; p++)
+        ap[p / bk.kc * bk.kc * mrr + i / bk.mr * bk.mr * bk.kc +
+           (s->trans_a ? p % bk.kc * bk.mr + i % bk.mr : i % bk.mr * bk.kc + p % bk.kc)] =
+            s->trans_a ? a[p * lda + i] : a[i * lda + p];
+  }
+  kk->fn[kind](M, N, K, ap, lda, b, ldb, c, ldc, cs.beta, bias, work);
+  if (ap != a)
+    free(ap);
   int bad = 0;
   for (int64_t i = 0; i < M && bad < 5; i++) {
     for (int64_t j = 0; j < N; j++) {
@@ -232,6 +251,9 @@ static void test_gemm_trans_ab(void **st) { check_kind(*st, K_TT); }
 static void test_gemm_bias_relu(void **st) { check_kind(*st, K_EPI); }
 static void test_gemm_small_blocks(void **st) { check_kind(*st, K_SMALL); }
 static void test_gemm_small_blocks_tt(void **st) { check_kind(*st, K_SMALL_TT); }
+/* A packed by the caller (gemm.h a_packed), small blocks: both paths. */
+static void test_gemm_a_packed(void **st) { check_kind(*st, K_PACKED); }
+static void test_gemm_a_packed_t(void **st) { check_kind(*st, K_PACKED_T); }
 
 /* A larger product with the default blocking: several KC and MC blocks. */
 static void test_gemm_large(void **st)
@@ -353,6 +375,8 @@ int main(void)
     cmocka_unit_test(test_gemm_bias_relu),
     cmocka_unit_test(test_gemm_small_blocks),
     cmocka_unit_test(test_gemm_small_blocks_tt),
+    cmocka_unit_test(test_gemm_a_packed),
+    cmocka_unit_test(test_gemm_a_packed_t),
     cmocka_unit_test(test_gemm_large),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
