@@ -300,6 +300,45 @@ static void add_extra(Cg *cg, CgVal *k, CgVal *e) {
   e->coout = k;
 }
 
+/* The kernel that reads value v (of node n) at its own index through its
+** use by node u, or NULL: u itself when materialised, else up u's chain. */
+static CgVal *use_kernel(Cg *cg, const IrNode *n, const IrNode *u, const IrNode **consumer) {
+  const IrType *t = &n->res[0]->type;
+  if (!(ir_op_info[u->op].flags & OPF_FUSABLE) || u->nres != 1 ||
+      !same_dims(&u->res[0]->type, t))
+    return NULL;
+  CgVal *uv = cg_val(cg, u->res[0]);
+  if (!uv->inl) return uv->gemm || uv->kind == CGB_VIEW || uv->scanuse ? NULL : uv;
+  return same_index_kernel(cg, u, consumer);
+}
+
+/* An elementwise value with several uses, all of them (at its own index)
+** in one kernel, is fused into it: it is computed where each use reads it
+** and LLVM keeps one copy (SGD's decayed gradient g + wd·w feeds both the
+** momentum and the Nesterov step of the same update loop). */
+static void shared_fuse(Cg *cg, const IrBlock *b, const IrNode **consumer) {
+  if (cg->o->no_fuse) return;
+  for (const IrNode *n = b->first; n; n = n->next) {
+    if (n->nres != 1 || !(ir_op_info[n->op].flags & OPF_FUSABLE)) continue;
+    CgVal *c = cg_val(cg, n->res[0]);
+    if (c->inl || c->returned || c->scanuse || c->nuses < 2 || c->gemm ||
+        c->kind != CGB_NONE || c->nextra)
+      continue;
+    CgVal *k = NULL;
+    int seen = 0;
+    for (const IrNode *u = n->next; u && seen < c->nuses; u = u->next)
+      for (int i = 0; i < u->nargs; i++) {
+        if (u->args[i] != n->res[0]) continue;
+        CgVal *ku = use_kernel(cg, n, u, consumer);
+        if (!ku || (k && ku != k)) goto next;
+        k = ku;
+        seen++;
+      }
+    if (seen == c->nuses) c->inl = true;
+  next:;
+  }
+}
+
 /* Multi-output fusion: an elementwise result that is returned and also
 ** read once, at its own index, by a later elementwise kernel is computed
 ** and stored by that kernel (an optimiser's new moment, read by the
@@ -648,6 +687,7 @@ bool cg_plan_func(Cg *cg, const IrFunc *f, int64_t *arena_bytes) {
   decide(cg, b, consumer);
   gemm_fuse(cg, b, consumer);
   multi_out(cg, b, consumer);
+  shared_fuse(cg, b, consumer);
   number(&pl, b);
   lastuses(&pl, b);
   inplace(&pl, f);

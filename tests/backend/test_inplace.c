@@ -92,6 +92,41 @@ static void test_multi_output_only(void **state) {
   check_module(adamw_nnir, &sp);
 }
 
+/* SGD with Nesterov momentum and weight decay: the decayed gradient %2
+** has two uses, both in the update's kernel, so it is fused there too.
+** %10 has uses in two kernels (%11 and the sum): it keeps its own.  %11
+** reads the new @w at its own index, so it stores %9 (and %5) itself. */
+static const char nesterov_nnir[] =
+    "module @t\n"
+    "param @w : f32[13,31] = zeros\n"
+    "state @b : f32[13,31] = zeros\n"
+    "func @step(%g: f32[13,31], %lr: f32[]) -> (@w: f32[13,31], @b: f32[13,31], "
+    "s: f32[], t: f32[13,31]) {\n"
+    "  %0 = constant {value = 0.01} : f32[]\n"
+    "  %1 = mul %0, @w : f32[13,31]\n"
+    "  %2 = add %g, %1 : f32[13,31]\n"
+    "  %3 = constant {value = 0.9} : f32[]\n"
+    "  %4 = mul %3, @b : f32[13,31]\n"
+    "  %5 = add %4, %2 : f32[13,31]\n"
+    "  %6 = mul %3, %5 : f32[13,31]\n"
+    "  %7 = add %2, %6 : f32[13,31]\n"
+    "  %8 = mul %lr, %7 : f32[13,31]\n"
+    "  %9 = sub @w, %8 : f32[13,31]\n"
+    "  %10 = mul %g, %g : f32[13,31]\n"
+    "  %11 = add %10, %9 : f32[13,31]\n"
+    "  %12 = sum %10 : f32[]\n"
+    "  %13 = add %12, %12 : f32[]\n"
+    "  return %9, %5, %13, %11\n"
+    "}\n";
+
+static void test_shared_value_fused(void **state) {
+  (void)state;
+  bool ip[4];
+  int nk = build_check(nesterov_nnir, (Spec)TOL, ip, 4);
+  assert_true(ip[0] && ip[1]);
+  assert_int_equal(nk, 4); /* %10, %11 (storing %9 and %5), the sum, %13 */
+}
+
 /* @w's old value is read after its update (the sum): not in place.  @m's
 ** update reads @m transposed: not in place.  @v's reads row 0 of @v in
 ** every row (a broadcast slice): not in place.  @u is safe. */
@@ -153,6 +188,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_adamw_one_kernel),
       cmocka_unit_test(test_multi_output_only),
+      cmocka_unit_test(test_shared_value_fused),
       cmocka_unit_test(test_unsafe_not_in_place),
       cmocka_unit_test(test_error_leaves_globals),
   };
