@@ -20,8 +20,9 @@
 ** are padded with zeros so the micro-kernel never branches on sizes.  The
 ** micro-kernel keeps MR × NR/W accumulators in vector registers, loads NR/W
 ** vectors of Bp and broadcasts MR floats of Ap per k (llvm.fmuladd -> FMA).
-** Tiles at the right/bottom border are computed into a stack tile and
-** copied out with scalar code.
+** Tiles at the right/bottom border are computed into a stack tile (by a
+** micro-kernel one vector wide, NAME_ukrw, when at most W columns are
+** left) and copied out with scalar code.
 **
 ** When M <= MC (a batch of activations against a weight matrix: the MLP's
 ** 128×784·784×1024) the parallel work is over N instead (NAME_packa_body
@@ -57,6 +58,7 @@ typedef struct Gen {
   LLVMTypeRef f32, i64, ptr, vt, ctx_ty;
   LLVMValueRef ukr, edge, packa, packb_body, body, par_for;
   LLVMValueRef ukr_rows[8]; /* NAME_ukr<2^i>, 2^i < MR: the first 2^i rows of a tile */
+  LLVMValueRef ukr_w;       /* NAME_ukrw: the first W columns of a tile (NR > W) */
   LLVMValueRef packa_body, small_body;      /* the small-M path */
 } Gen;
 
@@ -261,7 +263,10 @@ static LLVMValueRef gen_ukr(Gen *g, int rows)
   LLVMTypeRef ps[8] = {g->i64, g->ptr, g->ptr, g->ptr, g->i64, g->f32, g->ptr,
                        ll_i1(g->c)};
   char suffix[16];
-  snprintf(suffix, sizeof suffix, rows == g->bk.mr ? "_ukr" : "_ukr%d", rows);
+  if (g->nv < g->bk.nr / g->w)
+    snprintf(suffix, sizeof suffix, "_ukrw");
+  else
+    snprintf(suffix, sizeof suffix, rows == g->bk.mr ? "_ukr" : "_ukr%d", rows);
   g->rows = rows;
   LLVMValueRef fn = fn_new(g, suffix, ps, 8, true);
   LLVMValueRef kc = arg(fn, 0, "kc"), ap = arg(fn, 1, "ap"), bp = arg(fn, 2, "bp");
@@ -383,7 +388,20 @@ static void gen_edge(Gen *g)
   LLVMValueRef a[8] = {kc, LLVMGetParam(fn, 3), LLVMGetParam(fn, 4), tile,
                        i64c(g, g->bk.nr), ll_const_f32(g->c, 0),
                        LLVMConstNull(g->ptr), ll_const_i1(g->c, false)};
-  LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->ukr), g->ukr, a, 8, "");
+  if (g->ukr_w) { /* at most W columns: half the multiply-adds (NR = 2W) */
+    LLVMBasicBlockRef nb = ll_block_new(g->b, "b_narrow"), wb = ll_block_new(g->b, "b_wide");
+    LLVMBasicBlockRef cb = ll_block_new(g->b, "b_copy");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLE, nr, i64c(g, g->w), ""), nb, wb);
+    LLVMPositionBuilderAtEnd(g->b, nb);
+    LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->ukr_w), g->ukr_w, a, 8, "");
+    LLVMBuildBr(g->b, cb);
+    LLVMPositionBuilderAtEnd(g->b, wb);
+    LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->ukr), g->ukr, a, 8, "");
+    LLVMBuildBr(g->b, cb);
+    LLVMPositionBuilderAtEnd(g->b, cb);
+  } else {
+    LLVMBuildCall2(g->b, LLVMGlobalGetValueType(g->ukr), g->ukr, a, 8, "");
+  }
   LLVMValueRef is0 = LLVMBuildFCmp(g->b, LLVMRealOEQ, beta, ll_const_f32(g->c, 0), "");
   LlLoop li, lj;
   ll_loop_begin(g->b, &li, i64c(g, 0), mr, i64c(g, 1), "i");
@@ -1110,6 +1128,11 @@ LLVMValueRef cg_gemm_define(LLVMModuleRef mod, LLVMTargetMachineRef tm,
   g.ctx_ty = LLVMStructTypeInContext(g.c, f, CX_COUNT, false);
   g.par_for = par_for_decl(&g);
   g.ukr = gen_ukr(&g, g.bk.mr);
+  if (g.nv > 1) { /* one vector wide, for the edge */
+    g.nv = 1;
+    g.ukr_w = gen_ukr(&g, g.bk.mr);
+    g.nv = g.bk.nr / g.w;
+  }
   for (int i = 0; i < 8 && (1 << i) < g.bk.mr; i++)
     g.ukr_rows[i] = gen_ukr(&g, 1 << i);
   gen_edge(&g);
