@@ -3,7 +3,8 @@
 ** logsumexp, var), argmax, and softmax / log_softmax.
 **
 ** A reduction is an element emitter: for one result element it loops over
-** the reduced axes (nested loops, the last reduced axis innermost) with
+** the reduced axes (nested loops, the last reduced axis innermost; a run
+** of them contiguous in a stored operand is one loop) with
 ** an accumulator, reading the operand through cg_elem, so elementwise
 ** producers fuse into the reduction's input.  Float sums accumulate in the
 ** operand's compute type with the `reassoc` fast-math flag (so the loop
@@ -38,10 +39,14 @@ typedef struct RedLoops {
   CgLoop l[IR_MAX_RANK];
 } RedLoops;
 
-/* Open the loops over the reduced axes; xi gets the operand index. */
+/* Open the loops over the reduced axes; xi gets the operand index.  A run
+** of reduced axes that a stored operand holds contiguously among
+** themselves (as H, W of a bias gradient's sum over N, H, W) is one loop:
+** its last axis takes the loop's index, the others 0. */
 static void red_begin(Cg *cg, const IrNode *n, const bool *red,
                       LLVMValueRef *idx, LLVMValueRef *xi, RedLoops *rl) {
   const IrType *t = &n->args[0]->type;
+  const CgVal *x = cg_val(cg, n->args[0]);
   bool keep = n->res[0]->type.rank == t->rank;
   rl->n = 0;
   for (int k = 0, o = 0; k < t->rank; k++) {
@@ -49,8 +54,17 @@ static void red_begin(Cg *cg, const IrNode *n, const bool *red,
       xi[k] = idx[keep ? k : o++];
       continue;
     }
-    if (keep) o++;
-    xi[k] = cg_loop_begin(cg, &rl->l[rl->n++], cg_i64(cg, 0), cg_i64(cg, t->dim[k]));
+    int64_t len = t->dim[k];
+    int e = k;
+    while (!x->inl && e + 1 < t->rank && red[e + 1] &&
+           x->st[e] == t->dim[e + 1] * x->st[e + 1])
+      len *= t->dim[++e];
+    for (int j = k; j <= e; j++) {
+      if (keep) o++;
+      xi[j] = cg_i64(cg, 0);
+    }
+    xi[e] = cg_loop_begin(cg, &rl->l[rl->n++], cg_i64(cg, 0), cg_i64(cg, len));
+    k = e;
   }
 }
 

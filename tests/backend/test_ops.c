@@ -245,9 +245,29 @@ static const char reduce_nnir[] =
     "  return %0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11\n"
     "}\n";
 
+/* Runs of reduced axes merged into one loop (cg_reduce.c red_begin): a
+** bias gradient's sum over N, H, W; keepdims; a run broken by a kept axis;
+** a transposed view (not contiguous: no merge) and a fused operand. */
+static const char reduce_runs_nnir[] =
+    "module @t\n"
+    "func @runs(%x: f32[5,3,7,9], %y: f32[3,7,9]) -> (a: f32[3], b: f32[1,3,1,1], "
+    "c: f32[3,7], d: f32[5,9], e: f32[9], f: f32[3], g: f32[5]) {\n"
+    "  %0 = sum %x {axes = [0, 2, 3]} : f32[3]\n"
+    "  %1 = max %x {axes = [0, 2, 3], keepdims = true} : f32[1,3,1,1]\n"
+    "  %2 = mean %x {axes = [0, 3]} : f32[3,7]\n"
+    "  %3 = sum %x {axes = [1, 2]} : f32[5,9]\n"
+    "  %4 = transpose %y {perm = [0, 2, 1]} : f32[3,9,7]\n"
+    "  %5 = sum %4 {axes = [0, 2]} : f32[9]\n"
+    "  %6 = mul %x, %x : f32[5,3,7,9]\n"
+    "  %7 = sum %6 {axes = [0, 2, 3]} : f32[3]\n"
+    "  %8 = var %x {axes = [1, 2, 3]} : f32[5]\n"
+    "  return %0, %1, %2, %3, %5, %7, %8\n"
+    "}\n";
+
 static void test_ops_reduce(void **state) {
   Spec sp = RED;
   check_module(reduce_nnir, &sp);
+  check_module(reduce_runs_nnir, &sp);
 }
 
 /* ------------------------------------------------------------------ shape */
