@@ -23,6 +23,21 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def set_threads(torch, n):
+    """torch's threads and its BLAS's: Debian's torch calls OpenBLAS through
+    libblas.so.3, and the pthreads OpenBLAS keeps its own pool (all CPUs by
+    default) whatever torch.set_num_threads says, so a "1-thread" torch
+    Linear ran on 2 CPUs.  Returns a note on the BLAS threads."""
+    import ctypes
+    torch.set_num_threads(n)
+    try:
+        blas = ctypes.CDLL("libblas.so.3")
+        blas.openblas_set_num_threads(n)
+        return "OpenBLAS threads %d" % blas.openblas_get_num_threads()
+    except (OSError, AttributeError):
+        return "BLAS threads not set (not OpenBLAS)"
+
+
 def torch_models(torch):
     nn = torch.nn
     F = torch.nn.functional
@@ -100,7 +115,7 @@ def torch_models(torch):
 
 
 def time_torch(torch, cls, make_input, threads, iters):
-    torch.set_num_threads(threads)
+    set_threads(torch, threads)
     torch.manual_seed(1)
     model = cls().eval()
     x = make_input()
@@ -152,8 +167,8 @@ def main():
         args.runtime = os.path.join(os.path.dirname(os.path.abspath(args.nnc)), "runtime")
     import torch
     threads = [int(t) for t in args.threads.split(",")]
-    print("torch %s, %d CPUs, iters %d (median of each)" % (
-        torch.__version__, os.cpu_count(), args.iters))
+    print("torch %s, %d CPUs, iters %d (median of each), %s" % (
+        torch.__version__, os.cpu_count(), args.iters, set_threads(torch, threads[0])))
     print("%-12s %5s %7s %12s %12s %10s %8s" % (
         "model", "batch", "threads", "nnc ms", "torch ms", "nnc GF/s", "ratio"))
     with tempfile.TemporaryDirectory() as tmp:

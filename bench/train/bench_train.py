@@ -47,7 +47,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "bench", "forward"))
-from bench_forward import torch_models  # noqa: E402  (the same nn.Modules)
+from bench_forward import set_threads, torch_models  # noqa: E402  (the same nn.Modules)
 
 DATA = "/usr/share/datasets/fashion-mnist"
 TRAIN_SAMPLES = 60000
@@ -84,7 +84,7 @@ def make_optimizer(torch, name, model, total_steps):
 
 
 def torch_setup(torch, name, cls, threads, total_steps):
-    torch.set_num_threads(threads)
+    set_threads(torch, threads)
     torch.manual_seed(1)
     model = cls().train()
     opt, sched = make_optimizer(torch, name, model, total_steps)
@@ -283,8 +283,8 @@ def main():
     import torch
     threads = [int(t) for t in args.threads.split(",")]
     print("torch %s, %d CPUs, up to %d timed steps after 3 warm-up steps (median), "
-          "load average %.2f" % (torch.__version__, os.cpu_count(), args.iters,
-                                 os.getloadavg()[0]))
+          "load average %.2f, %s" % (torch.__version__, os.cpu_count(), args.iters,
+                                     os.getloadavg()[0], set_threads(torch, threads[0])))
     models = {n: c for n, c, _ in torch_models(torch) if n in BATCH}
     with tempfile.TemporaryDirectory() as tmp:
         if args.check and not args.torch_only:
