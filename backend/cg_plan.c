@@ -277,12 +277,13 @@ static bool same_dims(const IrType *a, const IrType *b) {
   return true;
 }
 
-/* The kernel that reads node n's result at that result's own index: the
-** first materialised value up the chain of single consumers, each an
-** elementwise op of n's sizes (so no broadcast on the way); or NULL. */
-static CgVal *same_index_kernel(Cg *cg, const IrNode *n, const IrNode **consumer) {
+/* The kernel that reads node n's result at that result's own index through
+** its use by node u: u itself when materialised, else the first
+** materialised value up u's chain of single consumers; each an elementwise
+** op of n's sizes (so no broadcast on the way); or NULL. */
+static CgVal *use_kernel(Cg *cg, const IrNode *n, const IrNode *u, const IrNode **consumer) {
   const IrType *t = &n->res[0]->type;
-  for (const IrNode *u = consumer[n->id]; u; u = consumer[u->id]) {
+  for (; u; u = consumer[u->id]) {
     if (!(ir_op_info[u->op].flags & OPF_FUSABLE) || u->nres != 1 ||
         !same_dims(&u->res[0]->type, t))
       return NULL;
@@ -298,18 +299,6 @@ static void add_extra(Cg *cg, CgVal *k, CgVal *e) {
   nx[k->nextra++] = e;
   k->extra = nx;
   e->coout = k;
-}
-
-/* The kernel that reads value v (of node n) at its own index through its
-** use by node u, or NULL: u itself when materialised, else up u's chain. */
-static CgVal *use_kernel(Cg *cg, const IrNode *n, const IrNode *u, const IrNode **consumer) {
-  const IrType *t = &n->res[0]->type;
-  if (!(ir_op_info[u->op].flags & OPF_FUSABLE) || u->nres != 1 ||
-      !same_dims(&u->res[0]->type, t))
-    return NULL;
-  CgVal *uv = cg_val(cg, u->res[0]);
-  if (!uv->inl) return uv->gemm || uv->kind == CGB_VIEW || uv->scanuse ? NULL : uv;
-  return same_index_kernel(cg, u, consumer);
 }
 
 /* An elementwise value with several uses, all of them (at its own index)
@@ -351,7 +340,7 @@ static void multi_out(Cg *cg, const IrBlock *b, const IrNode **consumer) {
     if (!c->returned || c->inl || c->scanuse || c->nuses != 2 || c->gemm ||
         c->kind != CGB_OUTPUT)
       continue;
-    CgVal *k = same_index_kernel(cg, n, consumer);
+    CgVal *k = use_kernel(cg, n, consumer[n->id], consumer);
     if (!k) continue;
     for (int i = 0; i < c->nextra; i++) add_extra(cg, k, c->extra[i]);
     c->extra = NULL;
@@ -493,9 +482,7 @@ static void inplace(Plan *pl, const IrFunc *f) {
       continue;
     bool twice = false;
     for (int q = 0; q < b->nrets; q++) twice |= q != r && b->rets[q] == v;
-    int gi = 0;
-    const IrGlobal *g = cg->m->globals;
-    for (; g && strcmp(g->name, nm + 1) != 0; g = g->next) gi++;
+    const IrGlobal *g = ir_global_find(cg->m, nm + 1);
     if (twice || !g || !ir_type_eq(&g->value->type, &v->type)) continue;
     CgVal *w = cg_val(cg, g->value), *k = c->coout ? c->coout : c;
     int kpos = pl->npos[k->v->def->id];
@@ -506,7 +493,7 @@ static void inplace(Plan *pl, const IrFunc *f) {
       continue;
     }
     c->kind = CGB_GLOBAL;
-    c->index = gi;
+    c->index = w->index;
     cg->inplace[r] = true;
     if (!cg->first_inplace || kpos < pl->npos[cg->first_inplace->id])
       cg->first_inplace = k->v->def;

@@ -238,9 +238,9 @@ static void loop_kernel(Cg *cg, const IrNode *n, CgVal *out, const IrValue *src,
   /* every load of the element before any store: a value written in place
   ** over a global is read here at this index (cg_plan.c, inplace) */
   LLVMValueRef *ex = ARENA_ARRAY(cg->a, LLVMValueRef, out->nextra + 1);
-  for (int i = 0; i < out->nextra && !src; i++) ex[i] = cg_elem(cg, out->extra[i]->v, idx);
+  for (int i = 0; i < out->nextra; i++) ex[i] = cg_elem(cg, out->extra[i]->v, idx);
   store_val(cg, out, idx, x);
-  for (int i = 0; i < out->nextra && !src; i++) store_val(cg, out->extra[i], idx, ex[i]);
+  for (int i = 0; i < out->nextra; i++) store_val(cg, out->extra[i], idx, ex[i]);
   if (inner) cg_loop_end(cg, &lc);
   cg_loop_end(cg, &lr);
 }
@@ -264,12 +264,10 @@ static void emit_kernel(Cg *cg, const char *name, const IrNode *n, CgVal *out,
                         const IrValue *src, int64_t rows, int64_t work) {
   CgKern *k = ARENA_NEW(cg->a, CgKern);
   add_leaf(cg, k, out);
-  if (src) {
-    collect(cg, k, src);
-  } else {
-    for (int i = 0; i < out->nextra; i++) add_leaf(cg, k, out->extra[i]);
+  for (int i = 0; i < out->nextra; i++) add_leaf(cg, k, out->extra[i]);
+  if (src) collect(cg, k, src);
+  else
     for (int i = 0; i < n->nargs; i++) collect(cg, k, n->args[i]);
-  }
   int np = 2 + k->nleaf + 3;
   k->lptr = ARENA_ARRAY(cg->a, LLVMValueRef, k->nleaf + 1);
   LLVMTypeRef *pt = ARENA_ARRAY(cg->a, LLVMTypeRef, np);
