@@ -209,6 +209,8 @@ LLVMValueRef cg_sgemm_fn(Cg *cg, bool ta, bool tb, int64_t M, int64_t N, int64_t
 /* The same with A already packed by the caller (GemmSpec.a_packed). */
 LLVMValueRef cg_sgemm_apacked_fn(Cg *cg, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                                  int64_t *work);
+/* The LLVM type of those functions (CgGemmFn). */
+LLVMTypeRef cg_sgemm_type(Cg *cg);
 /* The SGEMM's micro-tile (MR rows × NR columns) and KC (gemm.h). */
 void cg_sgemm_tile(Cg *cg, int *mr, int *nr, int *kc);
 /* cg_vision.c: an f32 conv1d/conv2d lowered as im2col + SGEMM (planned by

@@ -441,6 +441,12 @@ static LLVMValueRef sgemm_fn(Cg *cg, bool ta, bool tb, bool ap, int64_t M, int64
   return gf;
 }
 
+LLVMTypeRef cg_sgemm_type(Cg *cg) {
+  LLVMTypeRef gp[12] = {cg->i64, cg->i64, cg->i64, cg->ptr, cg->i64, cg->ptr,
+                        cg->i64, cg->ptr, cg->i64, cg->f32, cg->ptr, cg->ptr};
+  return LLVMFunctionType(cg->vd, gp, 12, false);
+}
+
 LLVMValueRef cg_sgemm_fn(Cg *cg, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                          int64_t *work) {
   return sgemm_fn(cg, ta, tb, false, M, N, K, work);
@@ -773,9 +779,7 @@ void cg_gemm_emit(Cg *cg, const IrNode *n, CgVal *out, CgVal *work) {
     gf = cg_gemm_define(cg->mod, NULL, &s);
     LLVMSetLinkage(gf, LLVMInternalLinkage);
   }
-  LLVMTypeRef gp[12] = {cg->i64, cg->i64, cg->i64, cg->ptr, cg->i64, cg->ptr,
-                        cg->i64, cg->ptr, cg->i64, cg->f32, cg->ptr, cg->ptr};
-  LLVMTypeRef gty = LLVMFunctionType(cg->vd, gp, 12, false);
+  LLVMTypeRef gty = cg_sgemm_type(cg);
   LLVMTypeRef kp[5] = {cg->ptr, cg->ptr, cg->ptr, cg->ptr, cg->ptr};
   LLVMTypeRef kty = LLVMFunctionType(cg->vd, kp, 5, false);
   LLVMValueRef kf = LLVMAddFunction(cg->mod, kname, kty);

@@ -837,9 +837,7 @@ static LLVMValueRef conv_gemm_body(Cg *cg, const IrNode *n, const ConvGemm *cv,
   LLVMValueRef gf = cv->tr     ? cg_sgemm_fn(cg, true, false, cv->CKK, g->H * g->W, g->C, NULL)
                    : cv->tout ? cg_sgemm_fn(cg, true, false, cv->P, g->O, cv->CKK, NULL)
                               : cg_sgemm_fn(cg, false, false, g->O, cv->P, cv->CKK, NULL);
-  LLVMTypeRef gp[12] = {cg->i64, cg->i64, cg->i64, cg->ptr, cg->i64, cg->ptr,
-                        cg->i64, cg->ptr, cg->i64, cg->f32, cg->ptr, cg->ptr};
-  LLVMTypeRef gty = LLVMFunctionType(cg->vd, gp, 12, false);
+  LLVMTypeRef gty = cg_sgemm_type(cg);
   const CgVal *xv = cg_val(cg, n->args[0]), *bv = n->nargs > 2 ? cg_val(cg, n->args[2]) : NULL;
   CgLoop lk, ls, lo, lp;
   LLVMValueRef k = cg_loop_begin(cg, &lk, LLVMGetParam(f, 0), LLVMGetParam(f, 1));
@@ -851,28 +849,24 @@ static LLVMValueRef conv_gemm_body(Cg *cg, const IrNode *n, const ConvGemm *cv,
   LLVMValueRef nn = cg_loop_begin(cg, &ls, s0, s1);
   if (!cv->tr) emit_im2col(cg, cv, xv->st, p[1], nn, col);
   LLVMValueRef yn = fgep(cg, p[0], MUL(nn, I(g->O * cv->P)));
-  if (cv->tout) {
-    /* out[n]ᵀ (P × O) = colᵀ · Wᵀ, then out[n][o][q] = bias[o] + it[q][o] */
+  if (cv->tout) { /* out[n]ᵀ (P × O) = colᵀ · Wᵀ */
     LLVMValueRef args[12] = {I(cv->P), I(g->O), I(cv->CKK), col, I(cv->P), p[4], I(g->O),
                              ct, I(g->O), LLVMConstReal(cg->f32, 0),
                              LLVMConstNull(cg->ptr), work};
     LLVMBuildCall2(b, gty, gf, args, 12, "");
+  }
+  if (cv->tout || bv || cv->tr) {
+    /* out[n][o][q] = bias[o] (+ out[n]ᵀ[q][o]); the SGEMM or col2im below
+    ** adds to it otherwise */
     LLVMValueRef o = cg_loop_begin(cg, &lo, I(0), I(g->O));
     LLVMValueRef bias = bv ? LLVMBuildLoad2(b, cg->f32, fgep(cg, p[3], MUL(o, I(bv->st[0]))), "")
                            : LLVMConstReal(cg->f32, 0);
-    LLVMValueRef yo = fgep(cg, yn, MUL(o, I(cv->P))), co = fgep(cg, ct, o);
+    LLVMValueRef yo = fgep(cg, yn, MUL(o, I(cv->P))), v = bias;
     LLVMValueRef q = cg_loop_begin(cg, &lp, I(0), I(cv->P));
-    LLVMValueRef v = LLVMBuildLoad2(b, cg->f32, fgep(cg, co, MUL(q, I(g->O))), "");
-    LLVMBuildStore(b, LLVMBuildFAdd(b, v, bias, ""), fgep(cg, yo, q));
-    cg_loop_end(cg, &lp);
-    cg_loop_end(cg, &lo);
-  } else if (bv || cv->tr) {
-    LLVMValueRef o = cg_loop_begin(cg, &lo, I(0), I(g->O));
-    LLVMValueRef bias = bv ? LLVMBuildLoad2(b, cg->f32, fgep(cg, p[3], MUL(o, I(bv->st[0]))), "")
-                           : LLVMConstReal(cg->f32, 0);
-    LLVMValueRef yo = fgep(cg, yn, MUL(o, I(cv->P)));
-    LLVMValueRef q = cg_loop_begin(cg, &lp, I(0), I(cv->P));
-    LLVMBuildStore(b, bias, fgep(cg, yo, q));
+    if (cv->tout)
+      v = LLVMBuildFAdd(b, LLVMBuildLoad2(b, cg->f32, fgep(cg, ct, ADD(o, MUL(q, I(g->O)))), ""),
+                        bias, "");
+    LLVMBuildStore(b, v, fgep(cg, yo, q));
     cg_loop_end(cg, &lp);
     cg_loop_end(cg, &lo);
   }
@@ -910,9 +904,7 @@ static LLVMValueRef conv_taps_body(Cg *cg, const IrNode *n, const ConvGemm *cv,
   LLVMValueRef gf = cv->apk    ? cg_sgemm_apacked_fn(cg, false, true, cv->CKK, g->O, cv->P, NULL)
                    : cv->tcol ? cg_sgemm_fn(cg, false, true, cv->CKK, g->O, cv->P, NULL)
                               : cg_sgemm_fn(cg, false, true, g->O, cv->CKK, cv->P, NULL);
-  LLVMTypeRef gp[12] = {cg->i64, cg->i64, cg->i64, cg->ptr, cg->i64, cg->ptr,
-                        cg->i64, cg->ptr, cg->i64, cg->f32, cg->ptr, cg->ptr};
-  LLVMTypeRef gty = LLVMFunctionType(cg->vd, gp, 12, false);
+  LLVMTypeRef gty = cg_sgemm_type(cg);
   /* x [A, Nn, ..] read as samples Nn of A channels */
   const int64_t *xs0 = cg_val(cg, n->args[0])->st;
   int64_t xs[4] = {xs0[1], xs0[0], xs0[2], g->sr == 2 ? xs0[3] : 0};
